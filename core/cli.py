@@ -1,0 +1,95 @@
+"""`python -m core <command>`: the operator's tools. Bad input: one line on stderr, exit code 2."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from core.config import ConfigError, get_settings
+from core.errors import DomainError
+
+
+class CliError(Exception):
+    """Refused input: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse prints usage + error; we want one clear line
+        raise CliError(f"{self.prog}: {message} (see --help)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m core", description="Booking-to-payment operations.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    commands.add_parser("migrate", help="create or upgrade the database schema")
+
+    p = commands.add_parser("add-builder", help="add a builder, looked up in Calendly by their token")
+    p.add_argument("--name", required=True)
+    p.add_argument("--email", required=True)
+    p.add_argument("--calendly-token", required=True)
+
+    p = commands.add_parser("set-price", help="price a builder's Calendly event type")
+    p.add_argument("--builder", required=True, type=_positive_int)
+    p.add_argument("--event-type", required=True, help="Calendly event type URI")
+    p.add_argument("--amount-cents", required=True, type=_positive_int,
+                   help="price in minor units (cents; yen for JPY)")
+    p.add_argument("--currency", required=True)
+    p.add_argument("--refund-full-hours", type=int)
+    p.add_argument("--refund-partial-percent", type=int)
+
+    p = commands.add_parser("add-user", help="add a dashboard account")
+    p.add_argument("--email", required=True)
+    p.add_argument("--password", required=True)
+    p.add_argument("--role", required=True, choices=["admin", "builder"])
+    p.add_argument("--builder", type=_positive_int)
+
+    p = commands.add_parser("demo-data", help="fill the database with a realistic demo data set")
+    p.add_argument("--bookings", type=_positive_int, default=3000)
+    p.add_argument("--seed", type=int, default=7)
+
+    p = commands.add_parser("show-booking", help="print a booking, its money and its history")
+    p.add_argument("booking_id")
+
+    commands.add_parser("worker", help="run the outbox/hold-expiry worker until stopped")
+    commands.add_parser("run-outbox", help="carry out due outbox entries once and exit")
+    commands.add_parser("reconcile", help="ask Stripe and Calendly for the truth and apply it")
+    p = commands.add_parser("replay-webhooks", help="reprocess stored webhook events")
+    p.add_argument("--failed", action="store_true", required=True, help="replay the failed ones")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        args = build_parser().parse_args(argv)
+        get_settings()
+        from core import commands  # after settings: a config error must stay one line
+        return commands.run(args) or 0
+    except (CliError, ConfigError, DomainError) as error:
+        print(str(error).splitlines()[0] if str(error) else type(error).__name__, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except SQLAlchemyError as error:
+        print(f"database error: {str(error.orig if hasattr(error, 'orig') else error).splitlines()[0]}",
+              file=sys.stderr)
+        return 2
+
+
+def print_json(data) -> None:
+    print(json.dumps(data, indent=2, default=str))

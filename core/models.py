@@ -1,0 +1,292 @@
+"""The domain model. Money is integer minor units plus a currency; times are aware UTC.
+
+Ledgers (payments, refunds, history, webhook events, outbox) are append-mostly: rows change
+status but are never deleted, so the past can always be explained.
+"""
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, MetaData, String, Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_booking_id() -> str:
+    # Unguessable: the id appears in payment links and Calendly's utm_content.
+    return "bk_" + secrets.token_hex(10)
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores UTC on both engines and always hands back aware UTC datetimes."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are refused; use aware UTC")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+class Builder(Base):
+    __tablename__ = "builders"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    calendly_user_uri: Mapped[str | None] = mapped_column(String(500), unique=True)
+    calendly_organization_uri: Mapped[str | None] = mapped_column(String(500))
+    calendly_token_encrypted: Mapped[str | None] = mapped_column(Text)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    session_types: Mapped[list["SessionType"]] = relationship(back_populates="builder")
+
+
+class SessionType(Base):
+    """A Calendly event type with our price and (optionally) its own refund policy."""
+
+    __tablename__ = "session_types"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    builder_id: Mapped[int] = mapped_column(ForeignKey("builders.id"), index=True)
+    calendly_event_type_uri: Mapped[str] = mapped_column(String(500), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    duration_minutes: Mapped[int | None] = mapped_column(Integer)
+    price_cents: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    refund_full_hours: Mapped[int | None] = mapped_column(Integer)
+    refund_partial_percent: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    builder: Mapped[Builder] = relationship(back_populates="session_types")
+
+
+class Client(Base):
+    __tablename__ = "clients"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Booking(Base):
+    __tablename__ = "bookings"
+    __table_args__ = (
+        Index("ix_bookings_builder_created", "builder_id", "created_at"),
+        Index("ix_bookings_status_hold", "status", "hold_expires_at"),
+        Index("ix_bookings_builder_start", "builder_id", "start_time"),
+        Index("ix_bookings_created", "created_at"),
+    )
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=new_booking_id)
+    builder_id: Mapped[int] = mapped_column(ForeignKey("builders.id"))
+    session_type_id: Mapped[int] = mapped_column(ForeignKey("session_types.id"), index=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
+    status: Mapped[str] = mapped_column(String(32))
+    # The price is copied at booking time: a later price change does not alter a booking.
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    start_time: Mapped[datetime | None]
+    end_time: Mapped[datetime | None]
+    invitee_timezone: Mapped[str | None] = mapped_column(String(64))
+    calendly_event_uri: Mapped[str | None] = mapped_column(String(500), index=True)
+    calendly_invitee_uri: Mapped[str | None] = mapped_column(String(500), unique=True)
+    calendly_cancel_url: Mapped[str | None] = mapped_column(String(500))
+    calendly_reschedule_url: Mapped[str | None] = mapped_column(String(500))
+    hold_expires_at: Mapped[datetime | None]
+    stripe_checkout_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    checkout_url: Mapped[str | None] = mapped_column(Text)
+    # Fixed once per checkout attempt so that concurrent or retried creations send identical
+    # parameters under one idempotency key, and Stripe answers them all with the same session.
+    checkout_expires_at: Mapped[datetime | None]
+    cancel_reason: Mapped[str | None] = mapped_column(Text)
+    canceled_by: Mapped[str | None] = mapped_column(String(200))
+    no_show_at: Mapped[datetime | None]
+    reminder_sent_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    builder: Mapped[Builder] = relationship()
+    session_type: Mapped[SessionType] = relationship()
+    client: Mapped[Client] = relationship()
+    payments: Mapped[list["Payment"]] = relationship(back_populates="booking", order_by="Payment.id")
+    refunds: Mapped[list["Refund"]] = relationship(back_populates="booking", order_by="Refund.id")
+    history: Mapped[list["BookingHistory"]] = relationship(order_by="BookingHistory.id")
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    booking_id: Mapped[str] = mapped_column(ForeignKey("bookings.id"), index=True)
+    stripe_payment_intent_id: Mapped[str] = mapped_column(String(255), unique=True)
+    stripe_checkout_session_id: Mapped[str | None] = mapped_column(String(255))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(32), default="succeeded")
+    # Stripe's dispute status (needs_response, won, lost, ...) while a dispute exists.
+    dispute_status: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+    booking: Mapped[Booking] = relationship(back_populates="payments")
+    refunds: Mapped[list["Refund"]] = relationship(back_populates="payment", order_by="Refund.id")
+
+
+class Refund(Base):
+    """One row per refund: several partial refunds per payment, each with its own status."""
+
+    __tablename__ = "refunds"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), index=True)
+    booking_id: Mapped[str] = mapped_column(ForeignKey("bookings.id"), index=True)
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    # requested (decided, not yet sent) → pending | succeeded | failed | canceled (Stripe's)
+    status: Mapped[str] = mapped_column(String(32), default="requested")
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    rule: Mapped[str] = mapped_column(String(32))  # policy, manual, late_payment, stripe_dashboard
+    issued_by: Mapped[str] = mapped_column(String(200))
+    stripe_refund_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    booking: Mapped[Booking] = relationship(back_populates="refunds")
+    payment: Mapped[Payment] = relationship(back_populates="refunds")
+
+
+class BookingHistory(Base):
+    """Append-only: every status change and every money event of a booking, with its cause."""
+
+    __tablename__ = "booking_history"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    booking_id: Mapped[str] = mapped_column(ForeignKey("bookings.id"), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(32))
+    to_status: Mapped[str] = mapped_column(String(32))
+    cause: Mapped[str] = mapped_column(String(100))
+    actor: Mapped[str] = mapped_column(String(200))
+    details: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookEvent(Base):
+    """Every webhook received, with its raw body and what processing it made of it."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (Index("ix_webhook_events_outcome_received", "outcome", "received_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    # NULL for requests whose signature failed: a forger must not occupy a real event's key.
+    dedupe_key: Mapped[str | None] = mapped_column(String(600), unique=True)
+    event_type: Mapped[str] = mapped_column(String(100), default="")
+    raw_body: Mapped[str] = mapped_column(Text)
+    headers: Mapped[dict[str, Any] | None]
+    signature_valid: Mapped[bool] = mapped_column(Boolean)
+    # received → processed | ignored | unmatched | failed ; rejected for bad signatures
+    outcome: Mapped[str] = mapped_column(String(16), default="received")
+    error: Mapped[str | None] = mapped_column(Text)
+    booking_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime | None]
+
+
+class OutboxEntry(Base):
+    """An external side effect decided in a transaction, carried out after its commit."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status_next", "status", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))  # stripe_refund, calendly_cancel, stripe_expire, notify
+    booking_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    payload: Mapped[dict[str, Any]]
+    idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending, done, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    done_at: Mapped[datetime | None]
+
+
+class Notification(Base):
+    """Every message we send (or would send), kept whether or not SMTP is configured."""
+
+    __tablename__ = "notifications"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    booking_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    to_email: Mapped[str] = mapped_column(String(320), index=True)
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    dedupe_key: Mapped[str] = mapped_column(String(600), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+
+
+class DashboardUser(Base):
+    __tablename__ = "dashboard_users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(300))
+    role: Mapped[str] = mapped_column(String(16))  # admin | builder
+    builder_id: Mapped[int | None] = mapped_column(ForeignKey("builders.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LoginToken(Base):
+    """A client's magic sign-in link; only its hash is stored."""
+
+    __tablename__ = "login_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    next_url: Mapped[str | None] = mapped_column(String(500))
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class SystemState(Base):
+    """Small key/value facts, e.g. the reconciliation checkpoint."""
+
+    __tablename__ = "system_state"
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+__all__ = [
+    "Base", "Builder", "SessionType", "Client", "Booking", "Payment", "Refund", "BookingHistory",
+    "WebhookEvent", "OutboxEntry", "Notification", "DashboardUser", "LoginToken", "SystemState",
+    "utcnow", "new_booking_id",
+]

@@ -1,0 +1,1 @@
+"""Use cases: the only code that changes bookings, payments, refunds and the outbox."""

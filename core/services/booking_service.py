@@ -1,0 +1,209 @@
+"""Bookings: starting one, and what Calendly's webhooks mean for it.
+
+Handlers look at the booking's current state, never at which event came before: duplicates and
+any order of delivery end in the same place (DESIGN.md, rules 2 and 3).
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.calendly import CalendlyWebhook
+from core.config import get_settings
+from core.errors import DomainError, NotFound
+from core.models import Booking, BookingHistory, Builder, Client, SessionType, utcnow
+from core.services import payment_service
+from core.services.notifications import notify
+from core.services.outbox import enqueue
+from core.services.outcome import Outcome
+from core.services.transitions import lock_booking, record, transition
+from core.states import BookingStatus as S
+
+CALENDLY = "calendly:webhook"
+
+
+def get_or_create_client(session: Session, email: str, name: str = "") -> Client:
+    email = email.strip().lower()
+    client = session.execute(select(Client).where(Client.email == email)).scalar_one_or_none()
+    if client is None:
+        client = Client(email=email, name=name.strip())
+        session.add(client)
+        session.flush()
+    elif name and not client.name:
+        client.name = name.strip()
+    return client
+
+
+def start_booking(session: Session, session_type_id: int, client_email: str, client_name: str,
+                  *, actor: str) -> Booking:
+    """A booking in PENDING_SCHEDULING for a bookable session type, priced as the type is now."""
+    session_type = session.get(SessionType, session_type_id)
+    if session_type is None:
+        raise NotFound("this session type does not exist")
+    if not session_type.active:
+        raise DomainError("this session type is not bookable at the moment")
+    client = get_or_create_client(session, client_email, client_name)
+    booking = Booking(
+        builder_id=session_type.builder_id, session_type_id=session_type.id, client_id=client.id,
+        status=S.PENDING_SCHEDULING, amount_cents=session_type.price_cents,
+        currency=session_type.currency,
+    )
+    session.add(booking)
+    session.flush()
+    record_creation(session, booking, actor)
+    return booking
+
+
+def record_creation(session: Session, booking: Booking, actor: str) -> None:
+    session.add(BookingHistory(booking_id=booking.id, from_status=None, to_status=booking.status,
+                               cause="booking_started", actor=actor))
+
+
+def _find_booking(session: Session, *refs: str | None, invitee_uris: tuple[str | None, ...] = ()) -> Booking | None:
+    """By our id (utm_content) first, else by a Calendly invitee URI we stored; locked."""
+    for ref in refs:
+        if ref:
+            booking = session.get(Booking, ref, with_for_update=True)
+            if booking is not None:
+                return booking
+    uris = [uri for uri in invitee_uris if uri]
+    if not uris:
+        return None
+    return session.execute(
+        select(Booking).where(Booking.calendly_invitee_uri.in_(uris)).with_for_update()
+    ).scalars().first()
+
+
+def _cancel_calendly_event(session: Session, booking: Booking, event_uri: str, reason: str) -> None:
+    enqueue(session, "calendly_cancel", f"calendly-cancel:{event_uri}",
+            {"builder_id": booking.builder_id, "event_uri": event_uri, "reason": reason},
+            booking_id=booking.id)
+
+
+def apply_invitee_created(session: Session, hook: CalendlyWebhook) -> Outcome:
+    booking = _find_booking(session, hook.booking_ref, invitee_uris=(hook.invitee_uri, hook.old_invitee_uri))
+    if booking is None:
+        return Outcome("unmatched", note="no booking for this invitee (utm_content missing or unknown)")
+    details = {"invitee": hook.invitee_uri, "event": hook.event_uri,
+               "start_time": hook.start_time.isoformat() if hook.start_time else None}
+    if booking.calendly_invitee_uri == hook.invitee_uri:
+        return Outcome("ignored", booking.id, "this invitee is already on the booking")
+
+    status = S(booking.status)
+    if status == S.PENDING_SCHEDULING:
+        _attach_invitee(booking, hook)
+        booking.hold_expires_at = utcnow() + timedelta(minutes=get_settings().hold_minutes)
+        transition(session, booking, S.PENDING_PAYMENT, cause="invitee_created", actor=CALENDLY, details=details)
+        notify(session, booking, "awaiting_payment")
+        return Outcome("processed", booking.id)
+
+    if status in (S.PENDING_PAYMENT, S.CONFIRMED) and hook.old_invitee_uri and (
+        booking.calendly_invitee_uri in (hook.old_invitee_uri, None)
+    ):
+        # A reschedule: the same booking moves to the new time and keeps its payment.
+        old_event = booking.calendly_event_uri
+        _attach_invitee(booking, hook)
+        record(session, booking, cause="rescheduled", actor=CALENDLY,
+               details={**details, "old_invitee": hook.old_invitee_uri, "old_event": old_event})
+        if status == S.CONFIRMED:
+            notify(session, booking, "booking_rescheduled", dedupe=hook.invitee_uri)
+        return Outcome("processed", booking.id, "rescheduled")
+
+    # A slot was taken for a booking that can no longer use it (canceled, expired, or already
+    # scheduled): give the slot back so the builder's calendar is not blocked by it.
+    _cancel_calendly_event(session, booking, hook.event_uri, "This booking is no longer active.")
+    record(session, booking, cause="stray_invitee_released", actor=CALENDLY, details=details)
+    return Outcome("processed", booking.id, "stray invitee: Calendly event canceled")
+
+
+def _attach_invitee(booking: Booking, hook: CalendlyWebhook) -> None:
+    booking.calendly_invitee_uri = hook.invitee_uri
+    booking.calendly_event_uri = hook.event_uri
+    booking.start_time = hook.start_time
+    booking.end_time = hook.end_time
+    booking.invitee_timezone = hook.timezone or booking.invitee_timezone
+    booking.calendly_cancel_url = hook.cancel_url
+    booking.calendly_reschedule_url = hook.reschedule_url
+
+
+def apply_invitee_canceled(session: Session, hook: CalendlyWebhook) -> Outcome:
+    booking = _find_booking(session, hook.booking_ref, invitee_uris=(hook.invitee_uri,))
+    if booking is None:
+        return Outcome("unmatched", note="no booking for this invitee")
+    if hook.rescheduled:
+        # The other half of a reschedule (its invitee.created) moves the booking; never refund here.
+        record(session, booking, cause="reschedule_old_invitee_canceled", actor=CALENDLY,
+               details={"invitee": hook.invitee_uri, "new_invitee": hook.new_invitee_uri})
+        return Outcome("processed", booking.id, "reschedule: old invitee canceled")
+    if booking.calendly_invitee_uri != hook.invitee_uri:
+        return Outcome("ignored", booking.id, "this invitee is not (or no longer) the booking's")
+    if S(booking.status) not in (S.PENDING_PAYMENT, S.CONFIRMED):
+        return Outcome("ignored", booking.id, f"booking already {booking.status}")
+    cancel_booking_locked(
+        session, booking, actor=f"calendly:{hook.canceler_type or 'invitee'}",
+        reason=hook.cancel_reason or "Canceled in Calendly", canceled_by=hook.canceled_by,
+        by_host=hook.canceler_type == "host", calendly_already_canceled=True,
+    )
+    return Outcome("processed", booking.id)
+
+
+def apply_no_show(session: Session, hook: CalendlyWebhook) -> Outcome:
+    booking = _find_booking(session, hook.booking_ref, invitee_uris=(hook.invitee_uri,))
+    if booking is None:
+        return Outcome("unmatched", note="no booking for this invitee")
+    if booking.no_show_at is not None:
+        return Outcome("ignored", booking.id, "no-show already recorded")
+    booking.no_show_at = utcnow()
+    record(session, booking, cause="no_show", actor=CALENDLY, details={"no_show": hook.no_show_uri})
+    return Outcome("processed", booking.id)
+
+
+def cancel_booking_locked(
+    session: Session, booking: Booking, *, actor: str, reason: str, canceled_by: str | None = None,
+    by_host: bool = False, calendly_already_canceled: bool = False,
+) -> int:
+    """Cancel a locked booking: refund by policy, release the slot and the checkout. Returns the refund."""
+    transition(session, booking, S.CANCELED, cause="canceled", actor=actor,
+               details={"reason": reason, "by_host": by_host})
+    booking.cancel_reason = reason
+    booking.canceled_by = canceled_by or actor
+    if booking.calendly_event_uri and not calendly_already_canceled:
+        _cancel_calendly_event(session, booking, booking.calendly_event_uri, reason)
+    payment_service.close_checkout(session, booking)
+    refund_cents = payment_service.refund_by_policy(session, booking, actor=actor, by_host=by_host)
+    notify(session, booking, "booking_canceled", refund_cents=refund_cents)
+    return refund_cents
+
+
+def cancel_booking(session: Session, booking_id: str, *, actor: str, reason: str) -> int:
+    """An admin's cancellation: the Calendly event is canceled and the refund follows the policy."""
+    booking = lock_booking(session, booking_id)
+    if S(booking.status) not in (S.PENDING_SCHEDULING, S.PENDING_PAYMENT, S.CONFIRMED):
+        raise DomainError(f"a {booking.status.lower().replace('_', ' ')} booking cannot be canceled")
+    return cancel_booking_locked(session, booking, actor=actor, reason=reason)
+
+
+def complete_past_sessions(session: Session, *, now=None, limit: int = 500) -> int:
+    """Confirmed bookings whose session has ended become COMPLETED."""
+    now = now or utcnow()
+    bookings = session.execute(
+        select(Booking).where(Booking.status == S.CONFIRMED, Booking.end_time < now)
+        .limit(limit).with_for_update(skip_locked=True)
+    ).scalars().all()
+    for booking in bookings:
+        transition(session, booking, S.COMPLETED, cause="session_ended", actor="system:worker")
+    return len(bookings)
+
+
+def bookable_session_types(session: Session, builder: Builder) -> list[SessionType]:
+    return list(session.execute(
+        select(SessionType).where(SessionType.builder_id == builder.id, SessionType.active.is_(True))
+        .order_by(SessionType.price_cents)
+    ).scalars())
+
+
+__all__ = ["Outcome", "start_booking", "apply_invitee_created", "apply_invitee_canceled",
+           "apply_no_show", "cancel_booking", "cancel_booking_locked", "complete_past_sessions",
+           "get_or_create_client", "bookable_session_types"]

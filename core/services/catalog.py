@@ -1,0 +1,88 @@
+"""Builders, their session types and prices, and dashboard accounts."""
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.config import get_settings
+from core.errors import DomainError, NotFound
+from core.models import Builder, DashboardUser, SessionType
+from core.money import MoneyError, normalize_currency
+from core.security import encrypt_secret, hash_password
+
+
+def add_builder(session: Session, *, name: str, email: str, calendly_token: str, calendly_user: dict) -> Builder:
+    """Store a builder with the Calendly user their token belongs to (token encrypted)."""
+    email = email.strip().lower()
+    if "@" not in email:
+        raise DomainError(f"not an email address: {email!r}")
+    uri = calendly_user["uri"]
+    if session.execute(select(Builder).where((Builder.email == email) | (Builder.calendly_user_uri == uri))).first():
+        raise DomainError(f"a builder with email {email} or Calendly user {uri} already exists")
+    builder = Builder(
+        name=name.strip() or calendly_user.get("name", ""), email=email, calendly_user_uri=uri,
+        calendly_organization_uri=calendly_user.get("current_organization"),
+        calendly_token_encrypted=encrypt_secret(calendly_token, get_settings().app_secret_key),
+        timezone=calendly_user.get("timezone") or "UTC",
+    )
+    session.add(builder)
+    session.flush()
+    return builder
+
+
+def set_price(session: Session, *, builder_id: int, event_type: dict, amount_cents: int, currency: str,
+              refund_full_hours: int | None = None, refund_partial_percent: int | None = None) -> SessionType:
+    """Price one of the builder's Calendly event types (created or updated)."""
+    builder = session.get(Builder, builder_id)
+    if builder is None:
+        raise NotFound(f"no builder {builder_id}")
+    if isinstance(amount_cents, bool) or not isinstance(amount_cents, int) or amount_cents <= 0:
+        raise DomainError("the price must be a positive whole number of minor units")
+    try:
+        currency = normalize_currency(currency)
+    except MoneyError as error:
+        raise DomainError(str(error)) from None
+    if refund_partial_percent is not None and not 0 <= refund_partial_percent <= 100:
+        raise DomainError("the partial refund percentage must be between 0 and 100")
+    if refund_full_hours is not None and refund_full_hours < 0:
+        raise DomainError("the full-refund window cannot be negative")
+    owner = (event_type.get("profile") or {}).get("owner")
+    if owner and builder.calendly_user_uri and owner != builder.calendly_user_uri:
+        raise DomainError("this event type belongs to another Calendly user")
+    uri = event_type["uri"]
+    session_type = session.execute(
+        select(SessionType).where(SessionType.calendly_event_type_uri == uri)
+    ).scalar_one_or_none()
+    if session_type is not None and session_type.builder_id != builder_id:
+        raise DomainError("this event type is priced for another builder")
+    if session_type is None:
+        session_type = SessionType(builder_id=builder_id, calendly_event_type_uri=uri)
+        session.add(session_type)
+    session_type.name = event_type.get("name", "")
+    session_type.duration_minutes = event_type.get("duration")
+    session_type.active = bool(event_type.get("active", True))
+    session_type.price_cents = amount_cents
+    session_type.currency = currency
+    session_type.refund_full_hours = refund_full_hours
+    session_type.refund_partial_percent = refund_partial_percent
+    session.flush()
+    return session_type
+
+
+def add_user(session: Session, *, email: str, password: str, role: str, builder_id: int | None) -> DashboardUser:
+    email = email.strip().lower()
+    if role not in ("admin", "builder"):
+        raise DomainError("role must be admin or builder")
+    if role == "builder" and builder_id is None:
+        raise DomainError("a builder account needs --builder ID")
+    if builder_id is not None and session.get(Builder, builder_id) is None:
+        raise NotFound(f"no builder {builder_id}")
+    if len(password) < 8:
+        raise DomainError("the password must have at least 8 characters")
+    if session.execute(select(DashboardUser).where(DashboardUser.email == email)).first():
+        raise DomainError(f"a dashboard user {email} already exists")
+    user = DashboardUser(email=email, password_hash=hash_password(password), role=role,
+                         builder_id=builder_id if role == "builder" else None)
+    session.add(user)
+    session.flush()
+    return user

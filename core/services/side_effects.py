@@ -1,0 +1,134 @@
+"""The outbox's executors: the only place that refunds, cancels in Calendly, or sends mail.
+
+Each executor is safe to run twice: Stripe calls carry the entry's idempotency key, Calendly's
+"already canceled" answer counts as done, and results are written back through the services.
+"""
+from __future__ import annotations
+
+import smtplib
+from email.message import EmailMessage
+from urllib.parse import unquote, urlparse
+
+import stripe
+from sqlalchemy import Engine
+
+from core.calendly import CalendlyAPIError, CalendlyUnavailable
+from core.config import get_settings
+from core.db import session_scope
+from core.models import Builder, Notification, OutboxEntry, Payment, Refund, utcnow
+from core.providers import calendly_for, stripe_client
+from core.services import payment_service
+from core.services.outbox import Executor, PermanentFailure, RetryLater
+
+
+def _stripe_call(fn, *args, **kwargs):
+    """Run an SDK call; sort its failures into retry-later and give-up."""
+    try:
+        return fn(*args, **kwargs)
+    except (stripe.APIConnectionError, stripe.RateLimitError) as error:
+        raise RetryLater(f"Stripe unavailable: {error.user_message or type(error).__name__}") from None
+    except stripe.APIError as error:
+        raise RetryLater(f"Stripe error {error.http_status}: {error.user_message}") from None
+    except stripe.StripeError as error:
+        if error.http_status and error.http_status >= 500:
+            raise RetryLater(f"Stripe error {error.http_status}") from None
+        raise PermanentFailure(f"Stripe refused: {error.user_message or error}") from None
+
+
+def execute_stripe_refund(engine: Engine, entry: OutboxEntry) -> None:
+    with session_scope(engine, read_only=True) as session:
+        refund = session.get(Refund, entry.payload["refund_id"])
+        if refund.stripe_refund_id:
+            return  # already sent (an earlier attempt's answer was recorded)
+        payment = session.get(Payment, refund.payment_id)
+        params = {
+            "payment_intent": payment.stripe_payment_intent_id, "amount": refund.amount_cents,
+            "metadata": {"booking_id": refund.booking_id, "refund_id": str(refund.id)},
+            "reason": "requested_by_customer",
+        }
+    try:
+        created = _stripe_call(stripe_client().v1.refunds.create, params=params,
+                               options={"idempotency_key": entry.idempotency_key})
+    except PermanentFailure as error:
+        with session_scope(engine) as session:
+            payment_service.mark_refund_failed(session, entry.payload["refund_id"], str(error),
+                                               actor="system:outbox")
+        raise
+    with session_scope(engine) as session:
+        payment_service.apply_refund_object(session, created.to_dict(), actor="system:outbox")
+
+
+def execute_stripe_sync_refunds(engine: Engine, entry: OutboxEntry) -> None:
+    listing = _stripe_call(stripe_client().v1.refunds.list,
+                           params={"payment_intent": entry.payload["payment_intent"], "limit": 100})
+    for refund in listing.data:
+        with session_scope(engine) as session:
+            payment_service.apply_refund_object(session, refund.to_dict(), actor="stripe:sync")
+
+
+def execute_stripe_expire_checkout(engine: Engine, entry: OutboxEntry) -> None:
+    checkout_id = entry.payload["checkout_session_id"]
+    client = stripe_client()
+    session_obj = _stripe_call(client.v1.checkout.sessions.retrieve, checkout_id)
+    if session_obj.status != "open":
+        return  # complete or already expired: Stripe's own event tells the rest
+    _stripe_call(client.v1.checkout.sessions.expire, checkout_id,
+                 options={"idempotency_key": entry.idempotency_key})
+
+
+def _event_uuid(event_uri: str) -> str:
+    return unquote(urlparse(event_uri).path.rstrip("/").rsplit("/", 1)[-1])
+
+
+def execute_calendly_cancel(engine: Engine, entry: OutboxEntry) -> None:
+    with session_scope(engine, read_only=True) as session:
+        builder = session.get(Builder, entry.payload["builder_id"])
+        client = calendly_for(builder)
+    try:
+        client.cancel_scheduled_event(_event_uuid(entry.payload["event_uri"]), entry.payload["reason"])
+    except CalendlyAPIError as error:
+        if error.status == 403:
+            return  # already canceled or in the past: the slot is free either way
+        if error.status == 404:
+            raise PermanentFailure(f"Calendly does not know this event: {error.message}") from None
+        raise PermanentFailure(str(error)) from None
+    except CalendlyUnavailable as error:
+        raise RetryLater(str(error)) from None
+
+
+def execute_notify(engine: Engine, entry: OutboxEntry) -> None:
+    settings = get_settings()
+    with session_scope(engine) as session:
+        notification = session.get(Notification, entry.payload["notification_id"])
+        if notification.sent_at is not None:
+            return
+        if settings.smtp_url:
+            _send_smtp(settings.smtp_url, settings.mail_from, notification)
+        # Without SMTP the stored message is the delivery (shown in the dashboard and sandbox).
+        notification.sent_at = utcnow()
+
+
+def _send_smtp(smtp_url: str, mail_from: str, notification: Notification) -> None:
+    url = urlparse(smtp_url)
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = mail_from, notification.to_email, notification.subject
+    message.set_content(notification.body)
+    smtp_class = smtplib.SMTP_SSL if url.scheme == "smtps" else smtplib.SMTP
+    try:
+        with smtp_class(url.hostname, url.port or (465 if url.scheme == "smtps" else 25), timeout=10) as smtp:
+            if url.scheme == "smtp+starttls":
+                smtp.starttls()
+            if url.username:
+                smtp.login(unquote(url.username), unquote(url.password or ""))
+            smtp.send_message(message)
+    except (OSError, smtplib.SMTPException) as error:
+        raise RetryLater(f"SMTP: {type(error).__name__}") from None
+
+
+EXECUTORS: dict[str, Executor] = {
+    "stripe_refund": execute_stripe_refund,
+    "stripe_sync_refunds": execute_stripe_sync_refunds,
+    "stripe_expire_checkout": execute_stripe_expire_checkout,
+    "calendly_cancel": execute_calendly_cancel,
+    "notify": execute_notify,
+}

@@ -1,0 +1,215 @@
+"""Receiving webhooks: verify on raw bytes, store once, process idempotently, record the outcome.
+
+The event row is inserted in the same transaction as its effects, so a concurrent duplicate waits
+on the unique key and then sees the first delivery's result. A failure rolls the effects back,
+stores the event as failed with its traceback, and answers 5xx so the provider retries.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+from dataclasses import dataclass
+
+import stripe
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from core.calendly import (
+    PayloadError, SignatureError, parse_calendly_webhook, verify_calendly_signature,
+)
+from core.config import get_settings
+from core.db import insert_ignore, session_scope
+from core.models import WebhookEvent, utcnow
+from core.services import booking_service, payment_service
+from core.services.outcome import Outcome
+
+log = logging.getLogger(__name__)
+
+FINISHED = ("processed", "ignored", "unmatched")
+KEPT_HEADERS = ("content-type", "user-agent", "calendly-webhook-signature", "stripe-signature")
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    status_code: int
+    outcome: str
+    detail: str = ""
+    booking_id: str | None = None
+    event_id: int | None = None
+
+    def body(self) -> dict:
+        return {"outcome": self.outcome, "detail": self.detail}
+
+
+def _kept(headers: dict[str, str]) -> dict[str, str]:
+    lowered = {k.lower(): v for k, v in headers.items()}
+    return {k: lowered[k][:1000] for k in KEPT_HEADERS if k in lowered}
+
+
+def _store_rejected(engine: Engine, provider: str, raw: bytes, headers: dict, outcome: str,
+                    error: str, event_type: str = "") -> None:
+    with session_scope(engine) as session:
+        session.add(WebhookEvent(
+            provider=provider, dedupe_key=None, event_type=event_type[:100],
+            raw_body=raw.decode("utf-8", "replace"), headers=_kept(headers), signature_valid=False
+            if outcome == "rejected" else True, outcome=outcome, error=error, processed_at=utcnow(),
+        ))
+
+
+# ---------------------------------------------------------------- parsing per provider
+def _calendly_parse(raw: bytes):
+    hook = parse_calendly_webhook(raw, api_base=get_settings().calendly_api_base)
+    return hook.dedupe_key, hook.event, hook
+
+
+def _stripe_parse(raw: bytes):
+    try:
+        event = json.loads(raw)
+    except ValueError:
+        raise PayloadError("body is not JSON") from None
+    data = event.get("data") if isinstance(event, dict) else None
+    obj = data.get("object") if isinstance(data, dict) else None
+    if not (isinstance(obj, dict) and isinstance(event.get("id"), str) and isinstance(event.get("type"), str)):
+        raise PayloadError("not a Stripe event (id, type and data.object are required)")
+    return f"stripe:{event['id']}", event["type"], event
+
+
+def _calendly_dispatch(session: Session, hook, _event_row) -> Outcome:
+    if hook.event == "invitee.created":
+        return booking_service.apply_invitee_created(session, hook)
+    if hook.event == "invitee.canceled":
+        return booking_service.apply_invitee_canceled(session, hook)
+    if hook.event == "invitee_no_show.created":
+        return booking_service.apply_no_show(session, hook)
+    return Outcome("ignored", note=f"{hook.event} is not handled")
+
+
+def _stripe_dispatch(session: Session, event: dict, _event_row) -> Outcome:
+    kind, obj = event["type"], event["data"]["object"]
+    if kind == "checkout.session.completed":
+        return payment_service.confirm_payment(session, obj)
+    if kind == "checkout.session.async_payment_succeeded":
+        return payment_service.confirm_payment(session, obj)
+    if kind == "checkout.session.async_payment_failed":
+        return payment_service.release_hold(session, obj, cause="async_payment_failed")
+    if kind == "checkout.session.expired":
+        return payment_service.release_hold(session, obj, cause="checkout_expired")
+    if kind == "charge.refunded":
+        return payment_service.queue_refund_sync(session, obj, event["id"])
+    if kind in ("refund.created", "refund.updated", "refund.failed"):
+        return payment_service.apply_refund_object(session, obj)
+    if kind.startswith("charge.dispute."):
+        return payment_service.apply_dispute(session, obj)
+    return Outcome("ignored", note=f"{kind} is not handled")
+
+
+PROVIDERS = {
+    "calendly": (_calendly_parse, _calendly_dispatch),
+    "stripe": (_stripe_parse, _stripe_dispatch),
+}
+
+
+def _verify(provider: str, raw: bytes, headers: dict[str, str]) -> None:
+    settings = get_settings()
+    lowered = {k.lower(): v for k, v in headers.items()}
+    if provider == "calendly":
+        verify_calendly_signature(raw, lowered.get("calendly-webhook-signature"),
+                                  settings.calendly_webhook_signing_key)
+        return
+    header = lowered.get("stripe-signature")
+    if not header:
+        raise SignatureError("missing")
+    try:
+        stripe.WebhookSignature.verify_header(raw.decode("utf-8", "replace"), header,
+                                              settings.stripe_webhook_secret, tolerance=300)
+    except stripe.SignatureVerificationError as error:
+        raise SignatureError("stale" if "tolerance" in str(error).lower() else "mismatch") from None
+
+
+# ---------------------------------------------------------------- the one entry point
+def ingest(engine: Engine, provider: str, raw: bytes, headers: dict[str, str]) -> IngestResult:
+    """Verify, store and process one delivery; the result carries the HTTP status to answer."""
+    parse, _dispatch = PROVIDERS[provider]
+    try:
+        _verify(provider, raw, headers)
+    except SignatureError as error:
+        _store_rejected(engine, provider, raw, headers, "rejected", f"signature {error.reason}")
+        return IngestResult(400, "rejected", f"signature {error.reason}")
+    try:
+        dedupe_key, event_type, parsed = parse(raw)
+    except PayloadError as error:
+        _store_rejected(engine, provider, raw, headers, "invalid", str(error))
+        return IngestResult(422, "invalid", str(error))
+    return process(engine, provider, raw, headers, dedupe_key, event_type, parsed)
+
+
+def process(engine: Engine, provider: str, raw: bytes, headers: dict, dedupe_key: str,
+            event_type: str, parsed) -> IngestResult:
+    _parse, dispatch = PROVIDERS[provider]
+    try:
+        with session_scope(engine) as session:
+            event_id = insert_ignore(session, WebhookEvent.__table__, {
+                "provider": provider, "dedupe_key": dedupe_key, "event_type": event_type[:100],
+                "raw_body": raw.decode("utf-8", "replace"), "headers": _kept(headers),
+                "signature_valid": True, "outcome": "received", "attempts": 0,
+                "received_at": utcnow(),
+            }, ["dedupe_key"])
+            row = session.execute(
+                select(WebhookEvent).where(WebhookEvent.dedupe_key == dedupe_key).with_for_update()
+            ).scalar_one()
+            if event_id is None and row.outcome in FINISHED:
+                return IngestResult(200, "duplicate", f"already {row.outcome}", row.booking_id, row.id)
+            outcome = dispatch(session, parsed, row)
+            row.outcome = outcome.outcome
+            row.error = outcome.note or None
+            row.booking_id = outcome.booking_id
+            row.attempts += 1
+            row.processed_at = utcnow()
+            result = IngestResult(200, outcome.outcome, outcome.note, outcome.booking_id, row.id)
+    except Exception:
+        failure = traceback.format_exc()
+        log.exception("processing %s webhook %s failed", provider, dedupe_key)
+        _mark_failed(engine, provider, raw, headers, dedupe_key, event_type, failure)
+        return IngestResult(500, "failed", "processing failed; it will be retried")
+    return result
+
+
+def _mark_failed(engine, provider, raw, headers, dedupe_key, event_type, failure) -> None:
+    with session_scope(engine) as session:
+        insert_ignore(session, WebhookEvent.__table__, {
+            "provider": provider, "dedupe_key": dedupe_key, "event_type": event_type[:100],
+            "raw_body": raw.decode("utf-8", "replace"), "headers": _kept(headers),
+            "signature_valid": True, "outcome": "failed", "attempts": 0, "received_at": utcnow(),
+        }, ["dedupe_key"])
+        row = session.execute(
+            select(WebhookEvent).where(WebhookEvent.dedupe_key == dedupe_key).with_for_update()
+        ).scalar_one()
+        if row.outcome not in FINISHED:
+            row.outcome = "failed"
+            row.error = failure
+            row.attempts += 1
+            row.processed_at = utcnow()
+
+
+def replay(engine: Engine, event_id: int) -> IngestResult:
+    """Reprocess a stored event (its signature was checked when it arrived; timestamps are old now)."""
+    with session_scope(engine, read_only=True) as session:
+        row = session.get(WebhookEvent, event_id)
+        if row is None:
+            return IngestResult(404, "missing", f"no webhook event {event_id}")
+        if not row.signature_valid or row.dedupe_key is None:
+            return IngestResult(409, "refused", "only events with a valid signature can be replayed")
+        provider, raw, headers = row.provider, row.raw_body.encode(), row.headers or {}
+    parse, _dispatch = PROVIDERS[provider]
+    dedupe_key, event_type, parsed = parse(raw)
+    return process(engine, provider, raw, headers, dedupe_key, event_type, parsed)
+
+
+def failed_event_ids(engine: Engine) -> list[int]:
+    with session_scope(engine, read_only=True) as session:
+        return list(session.execute(
+            select(WebhookEvent.id).where(WebhookEvent.outcome.in_(("failed", "received")),
+                                          WebhookEvent.dedupe_key.is_not(None))
+            .order_by(WebhookEvent.id)
+        ).scalars())

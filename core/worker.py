@@ -1,0 +1,69 @@
+"""The `worker` process: drains the outbox, ends overdue holds, completes past sessions.
+
+Several workers may run at once: each claim takes rows with SKIP LOCKED (PostgreSQL) or under
+SQLite's single write lock, so every entry runs once at a time.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+
+from sqlalchemy import Engine
+
+from core.config import get_settings
+from core.db import get_engine, session_scope
+from core.providers import stripe_client
+from core.services import booking_service, holds, outbox
+from core.services.side_effects import EXECUTORS
+
+log = logging.getLogger("worker")
+
+
+def drain_outbox(engine: Engine, *, only_ids=None, limit: int = 50) -> outbox.RunSummary:
+    return outbox.run_due(engine, EXECUTORS, limit=limit, only_ids=only_ids)
+
+
+def tick(engine: Engine) -> dict[str, int]:
+    """One round of everything the worker does; each part survives the others' failures."""
+    counts: dict[str, int] = {}
+    jobs = {
+        "outbox": lambda: drain_outbox(engine).total,
+        "reminders": lambda: holds.send_payment_reminders(engine),
+        "expired": lambda: holds.expire_overdue_holds(engine, stripe_client()),
+        "completed": lambda: _complete(engine),
+    }
+    for name, job in jobs.items():
+        try:
+            counts[name] = job()
+        except Exception:
+            log.exception("worker job %s failed; it runs again next tick", name)
+            counts[name] = -1
+    return counts
+
+
+def _complete(engine: Engine) -> int:
+    with session_scope(engine) as session:
+        return booking_service.complete_past_sessions(session)
+
+
+def run_forever(stop: threading.Event | None = None) -> None:
+    settings = get_settings()
+    engine = get_engine()
+    stop = stop or threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    log.info("worker started (poll every %.1fs)", settings.worker_poll_seconds)
+    last_reconcile = 0.0
+    while not stop.is_set():
+        counts = tick(engine)
+        if any(value for value in counts.values()):
+            log.info("worker tick: %s", counts)
+        if time.monotonic() - last_reconcile >= settings.reconcile_every_seconds:
+            last_reconcile = time.monotonic()
+            try:
+                from core.services.reconcile import reconcile
+                log.info("reconcile: %s", reconcile(engine))
+            except Exception:
+                log.exception("reconcile failed; it runs again later")
+        stop.wait(settings.worker_poll_seconds)
