@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(default=2.0, gt=0)
     reconcile_every_seconds: float = Field(default=300.0, gt=0)
     webhook_max_body_bytes: int = Field(default=256 * 1024, gt=0)
+    # Carry out outbox entries right after the request that wrote them (the worker is the backstop).
+    run_outbox_after_request: bool = True
 
     @field_validator("public_base_url", "dashboard_url")
     @classmethod

@@ -93,6 +93,6 @@ def insert_ignore(session: Session, table, values: dict, index_elements: list[st
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = (
         insert(table).values(**values).on_conflict_do_nothing(index_elements=index_elements)
-        .returning(table.id)
+        .returning(table.c.id)
     )
     return session.execute(statement).scalar()

@@ -65,7 +65,7 @@ def _find_booking(session: Session, *refs: str | None, invitee_uris: tuple[str |
     """By our id (utm_content) first, else by a Calendly invitee URI we stored; locked."""
     for ref in refs:
         if ref:
-            booking = session.get(Booking, ref, with_for_update=True)
+            booking = session.get(Booking, ref, with_for_update=True, populate_existing=True)
             if booking is not None:
                 return booking
     uris = [uri for uri in invitee_uris if uri]

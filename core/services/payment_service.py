@@ -121,7 +121,7 @@ def close_checkout(session: Session, booking: Booking) -> None:
 def _booking_for_checkout(session: Session, checkout: dict) -> Booking | None:
     booking_id = (checkout.get("metadata") or {}).get("booking_id") or checkout.get("client_reference_id")
     if booking_id:
-        booking = session.get(Booking, booking_id, with_for_update=True)
+        booking = session.get(Booking, booking_id, with_for_update=True, populate_existing=True)
         if booking is not None:
             return booking
     return session.execute(

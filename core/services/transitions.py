@@ -12,9 +12,14 @@ from core.states import BookingStatus, check_transition
 
 
 def lock_booking(session: Session, booking_id: str) -> Booking:
-    """Load a booking for a read-check-write (row lock on PostgreSQL; SQLite holds the write lock)."""
+    """Load a booking for a read-check-write (row lock on PostgreSQL; SQLite holds the write lock).
+
+    `populate_existing`: if this session loaded the booking before taking the lock, the row read
+    under the lock must replace the stale copy in the identity map, or the check would use it.
+    """
     booking = session.execute(
         select(Booking).where(Booking.id == booking_id).with_for_update()
+        .execution_options(populate_existing=True)
     ).scalar_one_or_none()
     if booking is None:
         raise NotFound(f"no booking {booking_id}")

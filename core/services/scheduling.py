@@ -1,0 +1,119 @@
+"""The client's way in: a builder's bookable session types, and starting a booking in Calendly.
+
+Calendly is the source of truth for which event types exist and are active; our database adds
+the price. A type is bookable only if Calendly says it is active and we have priced it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from sqlalchemy import Engine, select
+
+from core.calendly import CalendlyClient, EventTypeCache
+from core.db import session_scope
+from core.errors import DomainError, NotFound
+from core.models import Builder, SessionType
+from core.money import format_amount
+from core.providers import calendly_for
+from core.services import booking_service
+
+EVENT_TYPES = EventTypeCache(ttl_seconds=300)
+
+
+@dataclass(frozen=True)
+class OfferedSessionType:
+    id: str  # the Calendly event type's uuid: the seed's `eventTypeId`
+    uri: str
+    name: str
+    description: str | None
+    duration: int
+    slug: str
+    color: str
+    active: bool
+    created_at: str | None
+    updated_at: str | None
+    profile: dict
+    scheduling_url: str
+    session_type_id: int | None  # our row, None if not priced
+    price_cents: int | None
+    currency: str | None
+
+    @property
+    def bookable(self) -> bool:
+        return self.active and self.session_type_id is not None
+
+    @property
+    def price_label(self) -> str:
+        return format_amount(self.price_cents, self.currency) if self.price_cents is not None else "not bookable"
+
+
+def event_type_uuid(uri: str) -> str:
+    return uri.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _load_builder(engine: Engine, builder_id: int) -> tuple[Builder, CalendlyClient, dict[str, SessionType]]:
+    with session_scope(engine, read_only=True) as session:
+        builder = session.get(Builder, builder_id)
+        if builder is None:
+            raise NotFound("there is no builder with this id")
+        prices = {
+            row.calendly_event_type_uri: row
+            for row in session.execute(select(SessionType).where(SessionType.builder_id == builder.id)).scalars()
+        }
+        return builder, calendly_for(builder), prices
+
+
+def offered_session_types(engine: Engine, builder_id: int) -> tuple[Builder, list[OfferedSessionType]]:
+    """The builder's Calendly event types (cached), enriched with our prices."""
+    builder, client, prices = _load_builder(engine, builder_id)
+    event_types = EVENT_TYPES.get(str(builder.id), lambda: client.list_event_types(builder.calendly_user_uri, active=None))
+    offered = []
+    for item in event_types:
+        priced = prices.get(item["uri"])
+        offered.append(OfferedSessionType(
+            id=event_type_uuid(item["uri"]), uri=item["uri"], name=item.get("name", ""),
+            description=item.get("description_plain"), duration=int(item.get("duration") or 0),
+            slug=item.get("slug", ""), color=item.get("color", "#0069ff"),
+            active=bool(item.get("active")) and (priced is None or priced.active),
+            created_at=item.get("created_at"), updated_at=item.get("updated_at"),
+            profile=item.get("profile") or {}, scheduling_url=item.get("scheduling_url", ""),
+            session_type_id=priced.id if priced else None,
+            price_cents=priced.price_cents if priced else None,
+            currency=priced.currency if priced else None,
+        ))
+    return builder, offered
+
+
+@dataclass(frozen=True)
+class StartedBooking:
+    booking_id: str
+    scheduling_url: str
+
+
+def start_scheduling(engine: Engine, event_type_id: str, *, client_email: str, client_name: str,
+                     actor: str) -> StartedBooking:
+    """Create the PENDING_SCHEDULING booking, then a single-use Calendly link that carries its id."""
+    with session_scope(engine, read_only=True) as session:
+        row = session.execute(
+            select(SessionType).where(SessionType.calendly_event_type_uri.like(f"%/{event_type_id}"))
+        ).scalar_one_or_none() if "/" not in event_type_id else session.execute(
+            select(SessionType).where(SessionType.calendly_event_type_uri == event_type_id)
+        ).scalar_one_or_none()
+        if row is None:
+            raise NotFound("this session type is not offered")
+        session_type_id, builder_id = row.id, row.builder_id
+    builder, offered = offered_session_types(engine, builder_id)
+    match = next((o for o in offered if o.session_type_id == session_type_id), None)
+    if match is None or not match.bookable:
+        raise DomainError("this session type is not bookable at the moment")
+    if "@" not in client_email:
+        raise DomainError("a valid email address is needed to book")
+    with session_scope(engine) as session:
+        booking = booking_service.start_booking(session, session_type_id, client_email, client_name, actor=actor)
+        booking_id = booking.id
+    _builder, client, _prices = _load_builder(engine, builder_id)
+    link = client.create_scheduling_link(match.uri)
+    query = urlencode({"name": client_name, "email": client_email, "utm_source": "buildappswith",
+                       "utm_medium": "booking", "utm_content": booking_id})
+    return StartedBooking(booking_id, f"{link}{'&' if '?' in link else '?'}{query}")

@@ -1,0 +1,66 @@
+"""The web service: webhooks, client pages, the seed's JSON API, the admin API, /healthz."""
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from core.config import settings_or_exit
+from core.db import get_engine
+from webhook_service.rendering import error_page
+from webhook_service.routes import api, client_pages, payment_pages, webhooks
+
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
+
+
+def create_app() -> FastAPI:
+    settings_or_exit()  # a bad configuration stops start-up with one line
+    app = FastAPI(title="BuildAppsWith bookings", version="1.0.0",
+                  description="Calendly booking → Stripe payment, with webhooks and an admin API.")
+    app.include_router(webhooks.router)
+    app.include_router(api.router)
+    app.include_router(payment_pages.router)
+    app.include_router(client_pages.router)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz():
+        try:
+            with get_engine().connect() as conn:
+                conn.execute(text("select 1"))
+        except Exception:
+            return JSONResponse({"status": "unhealthy", "database": "unreachable"}, status_code=503)
+        return {"status": "ok"}
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException):
+        if _wants_html(request):
+            return error_page(request, error.status_code, "Something is not right", str(error.detail),
+                              action_url="/", action_label="Go to the start page")
+        return JSONResponse({"detail": error.detail}, status_code=error.status_code, headers=error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError):
+        problems = [{"field": ".".join(str(p) for p in e["loc"][1:]), "message": e["msg"]} for e in error.errors()]
+        if _wants_html(request):
+            return error_page(request, 422, "Some information is missing",
+                              "; ".join(f"{p['field']}: {p['message']}" for p in problems), action_url="/",
+                              action_label="Go to the start page")
+        return JSONResponse({"detail": "invalid request", "problems": problems}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception):
+        logging.getLogger("webhook_service").exception("unhandled error on %s", request.url.path)
+        if _wants_html(request):
+            return error_page(request, 500, "Something went wrong on our side",
+                              "Nothing was charged twice and nothing was lost. Please try again in a minute.")
+        return JSONResponse({"detail": "internal error; it has been logged"}, status_code=500)
+
+    return app
+
+
+

@@ -1,0 +1,112 @@
+"""JSON APIs: the seed's scheduling contracts, and the admin API behind the bearer token."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Header, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+from core.calendly import CalendlyError
+from core.db import session_scope
+from core.errors import DomainError, NotFound, RefundRefused
+from core.services import payment_service, scheduling
+from core.services.booking_view import booking_json
+from webhook_service.deps import AdminDep, EngineDep, SettingsDep, VisitorDep, require_admin_token
+from webhook_service.outbox_kick import kick_outbox
+
+router = APIRouter(prefix="/api", tags=["api"])
+
+
+def _event_type_json(item: scheduling.OfferedSessionType) -> dict:
+    return {
+        "id": item.id, "uri": item.uri, "name": item.name, "description": item.description,
+        "duration": item.duration, "slug": item.slug, "color": item.color, "active": item.bookable,
+        "created_at": item.created_at, "updated_at": item.updated_at,
+        "profile": {"name": item.profile.get("name", ""), "type": item.profile.get("type", "User")},
+        "scheduling_url": item.scheduling_url, "price": item.price_cents, "currency": item.currency,
+    }
+
+
+@router.get("/scheduling/calendly/event-types", summary="A builder's session types (seed contract)")
+def event_types(engine: EngineDep, builderId: Annotated[str, Query(min_length=1, max_length=20)]):
+    if not builderId.isdigit():
+        raise HTTPException(422, "builderId must be a builder's numeric id")
+    try:
+        _builder, offered = scheduling.offered_session_types(engine, int(builderId))
+    except NotFound:
+        raise HTTPException(404, "no builder with this id") from None
+    except CalendlyError:
+        raise HTTPException(503, "Calendly is unavailable; try again shortly") from None
+    return {"data": [_event_type_json(item) for item in offered],
+            "pagination": {"next_page": None, "previous_page": None}}
+
+
+class QuestionAnswer(BaseModel):
+    name: str = Field(max_length=500)
+    value: str = Field(max_length=5000)
+
+
+class SchedulingLinkRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    eventTypeId: str = Field(min_length=1, max_length=500)
+    inviteeEmail: str = Field(default="", max_length=320)
+    inviteeName: str = Field(default="", max_length=200)
+    customQuestions: list[QuestionAnswer] | None = Field(default=None, max_length=20)
+    metadata: dict[str, str] | None = None
+
+
+@router.post("/scheduling/calendly/scheduling-link", summary="Start a booking; returns the Calendly link (seed contract)")
+def scheduling_link(body: SchedulingLinkRequest, engine: EngineDep, settings: SettingsDep, visitor: VisitorDep,
+                    authorization: Annotated[str | None, Header()] = None):
+    if authorization:
+        require_admin_token(settings, authorization)  # server-to-server: the marketplace app signs in
+        email, name, actor = body.inviteeEmail, body.inviteeName, "marketplace:api"
+        if "@" not in email:
+            raise HTTPException(422, "inviteeEmail is required for server-to-server calls")
+    elif visitor.email:
+        email, name, actor = visitor.email, body.inviteeName or visitor.name or "", f"client:{visitor.email}"
+    else:
+        raise HTTPException(401, "sign in first, or call with Authorization: Bearer <admin token>")
+    try:
+        started = scheduling.start_scheduling(engine, body.eventTypeId, client_email=email, client_name=name,
+                                              actor=actor)
+    except NotFound as error:
+        raise HTTPException(404, str(error)) from None
+    except DomainError as error:
+        raise HTTPException(409, str(error)) from None
+    except CalendlyError:
+        raise HTTPException(503, "Calendly is unavailable; nothing was booked") from None
+    return {"schedulingUrl": started.scheduling_url, "bookingId": started.booking_id}
+
+
+class RefundRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    amount_cents: StrictInt | None = Field(default=None, gt=0)
+    reason: str = Field(default="", max_length=500)
+
+
+@router.get("/bookings/{booking_id}", summary="A booking with its money (admin)")
+def get_booking(booking_id: str, engine: EngineDep, _admin: AdminDep):
+    with session_scope(engine, read_only=True) as session:
+        try:
+            return booking_json(session, booking_id)
+        except NotFound:
+            raise HTTPException(404, "no such booking") from None
+
+
+@router.post("/bookings/{booking_id}/refund", summary="Refund a booking in full or in part (admin)")
+def refund_booking(booking_id: str, body: RefundRequest, engine: EngineDep, _admin: AdminDep,
+                   background: BackgroundTasks):
+    try:
+        with session_scope(engine) as session:
+            amount = payment_service.request_refund(session, booking_id, body.amount_cents,
+                                                    reason=body.reason or "Refund by admin (API)",
+                                                    actor="admin:api")
+    except NotFound:
+        raise HTTPException(404, "no such booking") from None
+    except RefundRefused as error:
+        raise HTTPException(409, str(error)) from None
+    kick_outbox(background, engine)
+    with session_scope(engine, read_only=True) as session:
+        return JSONResponse({"refunded_cents": amount, "booking": booking_json(session, booking_id)}, status_code=202)

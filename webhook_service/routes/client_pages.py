@@ -1,0 +1,123 @@
+"""Client pages: builders, a builder's profile, sign-in by magic link, starting a booking."""
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import RedirectResponse
+from sqlalchemy import select
+
+from core.calendly import CalendlyError
+from core.db import session_scope
+from core.errors import DomainError, NotFound
+from core.models import Builder
+from core.services import client_login, scheduling
+from webhook_service.deps import EngineDep, SettingsDep, VisitorDep, save_visitor
+from webhook_service.rendering import error_page, page
+
+router = APIRouter(tags=["client pages"])
+
+CALENDLY_DOWN = ("We could not reach Calendly to show this builder's sessions. Nothing was booked; "
+                 "please try again in a minute.")
+
+
+@router.get("/", include_in_schema=False)
+def home(request: Request, engine: EngineDep, visitor: VisitorDep):
+    with session_scope(engine, read_only=True) as session:
+        builders = [(b.id, b.name) for b in session.execute(select(Builder).order_by(Builder.name)).scalars()]
+    return page(request, "home.html", builders=builders)
+
+
+@router.get("/profile/{builder_id}", summary="A builder's bookable session types")
+def profile(builder_id: str, request: Request, engine: EngineDep, visitor: VisitorDep):
+    if not builder_id.isdigit():
+        return error_page(request, 404, "Builder not found", "This profile link is not valid.", action_url="/",
+                          action_label="See all builders")
+    try:
+        builder, offered = scheduling.offered_session_types(engine, int(builder_id))
+    except NotFound:
+        return error_page(request, 404, "Builder not found", "There is no builder at this address.",
+                          action_url="/", action_label="See all builders")
+    except CalendlyError:
+        return error_page(request, 503, "Sessions unavailable", CALENDLY_DOWN, action_url=str(request.url),
+                          action_label="Try again")
+    return page(request, "profile.html", builder=builder, offered=offered, csrf=visitor.csrf_token())
+
+
+@router.post("/bookings", summary="Start a booking (form from the profile page)")
+def create_booking(
+    request: Request, engine: EngineDep, visitor: VisitorDep,
+    event_type_id: Annotated[str, Form()], builder_id: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "",
+):
+    visitor.check_csrf(csrf_token)
+    if not visitor.email:
+        back = f"/profile/{builder_id}" if builder_id.isdigit() else "/"
+        return RedirectResponse(f"/login?next={quote(back)}", status_code=303)
+    try:
+        started = scheduling.start_scheduling(engine, event_type_id, client_email=visitor.email,
+                                              client_name=visitor.name or visitor.email.split("@")[0],
+                                              actor=f"client:{visitor.email}")
+    except NotFound as error:
+        return error_page(request, 404, "Session not found", str(error).capitalize() + ".", action_url="/",
+                          action_label="See all builders")
+    except DomainError as error:
+        return error_page(request, 409, "Cannot book this session", str(error).capitalize() + ".",
+                          action_url=f"/profile/{builder_id}" if builder_id.isdigit() else "/",
+                          action_label="Back to the profile")
+    except CalendlyError:
+        return error_page(request, 503, "Calendly is unavailable", CALENDLY_DOWN,
+                          action_url=f"/profile/{builder_id}" if builder_id.isdigit() else "/",
+                          action_label="Back to the profile")
+    response = RedirectResponse(started.scheduling_url, status_code=303)
+    save_visitor(response, visitor)
+    return response
+
+
+@router.get("/login", summary="Sign-in form")
+def login_form(request: Request, visitor: VisitorDep, next: str = "/"):
+    return page(request, "login.html", next=client_login.safe_next(next), csrf=visitor.csrf_token(), error=None)
+
+
+@router.post("/login", summary="Send a magic sign-in link")
+def login_send(
+    request: Request, engine: EngineDep, settings: SettingsDep, visitor: VisitorDep,
+    email: Annotated[str, Form()] = "", name: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/", csrf_token: Annotated[str, Form()] = "",
+):
+    visitor.check_csrf(csrf_token)
+    try:
+        with session_scope(engine) as session:
+            link = client_login.send_magic_link(session, email, next)
+    except DomainError as error:
+        return page(request, "login.html", 422, next=client_login.safe_next(next), csrf=visitor.csrf_token(),
+                    error=str(error))
+    visitor.name = name.strip()[:200] or visitor.name
+    visitor.changed = True
+    return page(request, "login_sent.html", email=email.strip().lower(),
+                sandbox_link=link if settings.sandbox else None)
+
+
+@router.get("/login/verify", summary="Follow a magic sign-in link")
+def login_verify(request: Request, engine: EngineDep, visitor: VisitorDep, token: str = ""):
+    try:
+        with session_scope(engine) as session:
+            email, next_url = client_login.redeem_magic_link(session, token)
+    except DomainError as error:
+        return error_page(request, 400, "Sign-in link not valid", str(error).capitalize() + ".",
+                          action_url="/login", action_label="Get a new link")
+    visitor.sign_in(email, visitor.name)
+    response = RedirectResponse(next_url, status_code=303)
+    save_visitor(response, visitor)
+    return response
+
+
+@router.post("/logout", include_in_schema=False)
+def logout(visitor: VisitorDep, csrf_token: Annotated[str, Form()] = ""):
+    visitor.check_csrf(csrf_token)
+    visitor.sign_out()
+    response = RedirectResponse("/", status_code=303)
+    save_visitor(response, visitor)
+    return response

@@ -1,0 +1,106 @@
+"""Payment pages. Query strings are hints only: the state shown comes from our database, and
+only Stripe (webhook or API read) can make a booking paid."""
+from __future__ import annotations
+
+import logging
+import re
+
+import stripe
+from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import RedirectResponse
+from sqlalchemy import select
+
+from core.db import session_scope
+from core.errors import NotFound
+from core.models import Booking
+from core.providers import stripe_client
+from core.services import payment_service
+from core.services.booking_view import booking_json
+from webhook_service.deps import EngineDep, VisitorDep
+from webhook_service.outbox_kick import kick_outbox
+from webhook_service.rendering import error_page, page
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/payment", tags=["payment pages"])
+
+BOOKING_ID = re.compile(r"^bk_[0-9a-f]{20}$")
+STRIPE_DOWN = ("We could not reach our payment provider. You have not been charged and your slot is "
+               "still held; please try again in a moment.")
+
+
+def _booking(engine, booking_id: str) -> dict | None:
+    with session_scope(engine, read_only=True) as session:
+        try:
+            return booking_json(session, booking_id)
+        except NotFound:
+            return None
+
+
+def _not_found(request: Request):
+    return error_page(request, 404, "Booking not found",
+                      "We could not find this booking. Check the link in your email, or book again.",
+                      action_url="/", action_label="See all builders")
+
+
+@router.get("/calendly-return", summary="Calendly's redirect after booking (one static URL)")
+def calendly_return(request: Request, visitor: VisitorDep, utm_content: str = ""):
+    booking_id = utm_content.strip()
+    if not BOOKING_ID.match(booking_id):
+        return error_page(request, 400, "We could not match your booking",
+                          "Calendly sent you back without our booking reference. If you booked a slot, "
+                          "the payment link is on its way to your email.", action_url="/",
+                          action_label="See all builders")
+    return RedirectResponse(f"/payment/{booking_id}", status_code=303)
+
+
+@router.get("/success", summary="Stripe's success redirect")
+def success(request: Request, engine: EngineDep, visitor: VisitorDep, background: BackgroundTasks,
+            session_id: str = ""):
+    with session_scope(engine, read_only=True) as session:
+        booking = session.execute(
+            select(Booking).where(Booking.stripe_checkout_session_id == session_id)
+        ).scalar_one_or_none() if session_id.startswith("cs_") else None
+        booking_id, status = (booking.id, booking.status) if booking else (None, None)
+    if booking_id is None:
+        return _not_found(request)
+    if status == "PENDING_PAYMENT":
+        # Stripe advises fulfilling from the session on the success page too; we still only trust
+        # what Stripe's API says, never the redirect itself.
+        try:
+            checkout = stripe_client().v1.checkout.sessions.retrieve(session_id)
+            if checkout.status == "complete":
+                with session_scope(engine) as session:
+                    payment_service.confirm_payment(session, checkout.to_dict(), actor="stripe:api")
+                kick_outbox(background, engine)
+        except stripe.StripeError:
+            log.warning("could not read checkout session on the success page; the webhook will tell")
+    return page(request, "booking_status.html", booking=_booking(engine, booking_id), from_success=True)
+
+
+@router.get("/cancel", summary="Stripe's cancel redirect")
+def cancel(request: Request, engine: EngineDep, visitor: VisitorDep, booking: str = ""):
+    data = _booking(engine, booking) if BOOKING_ID.match(booking) else None
+    if data is None:
+        return _not_found(request)
+    return page(request, "booking_status.html", booking=data, from_cancel=True)
+
+
+@router.get("/{booking_id}", summary="Pay for a booking (redirects to Stripe Checkout)")
+async def pay(booking_id: str, request: Request, engine: EngineDep, visitor: VisitorDep):
+    if not BOOKING_ID.match(booking_id):
+        return _not_found(request)
+    try:
+        result = await run_in_threadpool(payment_service.open_checkout, engine, booking_id, stripe_client())
+    except NotFound:
+        return _not_found(request)
+    except stripe.StripeError as error:
+        log.warning("checkout creation failed for %s: %s", booking_id, type(error).__name__)
+        return error_page(request, 503, "Payment is temporarily unavailable", STRIPE_DOWN,
+                          action_url=f"/payment/{booking_id}", action_label="Try again")
+    if result.status == "redirect":
+        return RedirectResponse(result.url, status_code=303)
+    data = _booking(engine, booking_id)
+    if result.status == "waiting":
+        return page(request, "payment_wait.html", booking=data)
+    return page(request, "booking_status.html", booking=data)

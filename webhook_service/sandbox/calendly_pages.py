@@ -1,0 +1,218 @@
+"""HTML pages of the Calendly stand-in: booking, cancellation and rescheduling (Jinja2, autoescape)."""
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from jinja2 import Environment, FileSystemLoader
+
+from .calendly_api import get_dispatcher, get_state
+from .calendly_model import QUESTION, CalendlyError, CalendlyState, Invitee, fmt_slot
+from .calendly_ops import (
+    TRACKING_KEYS, BookingResult, book, cancel_invitee, find_invitee, free_slots, reschedule,
+    tracking_from,
+)
+
+router = APIRouter()
+templates = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
+                        autoescape=True)
+
+
+def render(template: str, status: int = 200, **context) -> HTMLResponse:
+    return HTMLResponse(templates.get_template(template).render(**context), status_code=status)
+
+
+def message(title: str, text: str = "", status: int = 200, ok: bool = False,
+            details: list | None = None) -> HTMLResponse:
+    return render("calendly_message.html", status, title=title, message=text, ok=ok,
+                  details=details or [])
+
+
+def not_found_page() -> HTMLResponse:
+    return message("Page not found", "This link is not valid.", 404)
+
+
+async def form_body(request: Request) -> dict:
+    form = await request.form()
+    return {key: str(value) for key, value in form.items()}
+
+
+def when(start: datetime) -> str:
+    return f"{start:%A} {start.day} {start:%B %Y, %H:%M} UTC"
+
+
+def slot_days(slots: list[datetime], chosen: str | None) -> list[dict]:
+    days: dict[str, dict] = {}
+    for start in slots:
+        label = f"{start:%A} {start.day} {start:%B}"
+        value = fmt_slot(start)
+        days.setdefault(label, {"label": label, "slots": []})["slots"].append(
+            {"value": value, "label": start.strftime("%H:%M"), "checked": value == chosen})
+    return list(days.values())
+
+
+def finish_booking(request: Request, result: BookingResult) -> HTMLResponse | RedirectResponse:
+    get_dispatcher(request).dispatch(result.notifications)
+    if result.redirect_url:
+        return RedirectResponse(result.redirect_url, status_code=303)
+    state = get_state(request)
+    with state.lock:
+        et = state.data.event_types[result.event.event_type_uuid]
+        host = state.data.users[result.event.user_uuid]
+        details = [("What", et.name), ("Host", host.name), ("When", when(result.event.start)),
+                   ("Invitee", f"{result.invitee.name} ({result.invitee.email})")]
+    return message("You are scheduled", "A calendar invitation has been sent to your email address.",
+                   ok=True, details=details)
+
+
+# ---------------------------------------------------------------- booking
+def _book_page(state: CalendlyState, link_uuid: str, values: dict, error: str | None = None,
+               status: int = 200) -> HTMLResponse:
+    with state.lock:
+        link = state.data.links.get(link_uuid.lower())
+        if link is None:
+            return not_found_page()
+        if link.used_by:
+            return message("This scheduling link has already been used",
+                           "Ask for a new link to book another session.", 409)
+        et = state.data.event_types[link.event_type_uuid]
+        host = state.data.users[et.user_uuid]
+        name = values.get("name") or " ".join(
+            p for p in (values.get("first_name"), values.get("last_name")) if p)
+        hidden = [(k, values[k]) for k in TRACKING_KEYS if values.get(k)]
+        return render("calendly_book.html", status, title=et.name, host_name=host.name,
+                      event_type_name=et.name, duration=et.duration, question=QUESTION,
+                      name=name, email=values.get("email", ""), a1=values.get("a1", ""),
+                      hidden=hidden, error=error, action=f"/book/{link.uuid}",
+                      days=slot_days(free_slots(state, et.user_uuid, et.duration),
+                                     values.get("start_time")),
+                      rescheduling=False, current_start=None)
+
+
+@router.get("/book/{link_uuid}", response_class=HTMLResponse)
+def book_page(link_uuid: str, request: Request):
+    return _book_page(get_state(request), link_uuid, dict(request.query_params))
+
+
+@router.post("/book/{link_uuid}")
+def book_submit(link_uuid: str, request: Request, form: dict = Depends(form_body)):
+    state = get_state(request)
+    try:
+        result = book(state, link_uuid, start_time=form.get("start_time") or "INVALID",
+                      name=form.get("name"), email=form.get("email"), answer=form.get("a1"),
+                      tracking=tracking_from(form))
+    except CalendlyError as error:
+        if error.status == 404 or error.title == "Already Used":
+            return _book_page(state, link_uuid, form)
+        return _book_page(state, link_uuid, form, error=_describe(error), status=error.status)
+    return finish_booking(request, result)
+
+
+def _describe(error: CalendlyError) -> str:
+    if error.details:
+        detail = error.details[0]
+        if detail.get("parameter") == "start_time" and error.status == 400:
+            return "Please pick one of the offered times."
+        return f"{detail['parameter'].replace('_', ' ').capitalize()} {detail['message']}."
+    return error.message
+
+
+# ---------------------------------------------------------------- cancellation
+def _invitee_or_none(state: CalendlyState, invitee_uuid: str) -> Invitee | None:
+    try:
+        return find_invitee(state, invitee_uuid)
+    except CalendlyError:
+        return None
+
+
+def _closed_page(state: CalendlyState, inv: Invitee) -> HTMLResponse | None:
+    ev = state.data.events[inv.event_uuid]
+    if inv.status != "active":
+        return message("This event has already been canceled",
+                       (inv.cancellation or {}).get("reason") or "", 403)
+    if ev.start <= state.now():
+        return message("This event is in the past", "It can no longer be changed.", 403)
+    return None
+
+
+def _cancel_page(state: CalendlyState, inv: Invitee, error: str | None = None,
+                 reason: str = "", status: int = 200) -> HTMLResponse:
+    ev = state.data.events[inv.event_uuid]
+    return render("calendly_cancel.html", status, title="Cancel event",
+                  host_name=state.data.users[ev.user_uuid].name,
+                  event_type_name=state.data.event_types[ev.event_type_uuid].name,
+                  when=when(ev.start), name=inv.name, email=inv.email, error=error,
+                  reason=reason, action=f"/cancellations/{inv.uuid}")
+
+
+@router.get("/cancellations/{invitee_uuid}", response_class=HTMLResponse)
+def cancel_page(invitee_uuid: str, request: Request):
+    state = get_state(request)
+    with state.lock:
+        inv = _invitee_or_none(state, invitee_uuid)
+        if inv is None:
+            return not_found_page()
+        return _closed_page(state, inv) or _cancel_page(state, inv)
+
+
+@router.post("/cancellations/{invitee_uuid}")
+def cancel_submit(invitee_uuid: str, request: Request, form: dict = Depends(form_body)):
+    state = get_state(request)
+    with state.lock:
+        inv = _invitee_or_none(state, invitee_uuid)
+        if inv is None:
+            return not_found_page()
+        closed = _closed_page(state, inv)
+        if closed is not None:
+            return closed
+        _, notes = cancel_invitee(state, inv.uuid, form.get("reason"))
+        ev = state.data.events[inv.event_uuid]
+        details = [("What", state.data.event_types[ev.event_type_uuid].name),
+                   ("When", when(ev.start))]
+    get_dispatcher(request).dispatch(notes)
+    return message("Cancellation confirmed", "Your event has been canceled.", ok=True,
+                   details=details)
+
+
+# ---------------------------------------------------------------- rescheduling
+def _reschedule_page(state: CalendlyState, inv: Invitee, error: str | None = None,
+                     status: int = 200, chosen: str | None = None) -> HTMLResponse:
+    ev = state.data.events[inv.event_uuid]
+    et = state.data.event_types[ev.event_type_uuid]
+    slots = [s for s in free_slots(state, et.user_uuid, et.duration, ignore_event=ev.uuid)
+             if s != ev.start]
+    return render("calendly_book.html", status, title=f"Reschedule {et.name}",
+                  host_name=state.data.users[et.user_uuid].name, event_type_name=et.name,
+                  duration=et.duration, question=QUESTION, name=inv.name, email=inv.email,
+                  a1="", hidden=[], error=error, action=f"/reschedulings/{inv.uuid}",
+                  days=slot_days(slots, chosen), rescheduling=True, current_start=when(ev.start))
+
+
+@router.get("/reschedulings/{invitee_uuid}", response_class=HTMLResponse)
+def reschedule_page(invitee_uuid: str, request: Request):
+    state = get_state(request)
+    with state.lock:
+        inv = _invitee_or_none(state, invitee_uuid)
+        if inv is None:
+            return not_found_page()
+        return _closed_page(state, inv) or _reschedule_page(state, inv)
+
+
+@router.post("/reschedulings/{invitee_uuid}")
+def reschedule_submit(invitee_uuid: str, request: Request, form: dict = Depends(form_body)):
+    state = get_state(request)
+    with state.lock:
+        inv = _invitee_or_none(state, invitee_uuid)
+        if inv is None:
+            return not_found_page()
+        closed = _closed_page(state, inv)
+        if closed is not None:
+            return closed
+        try:
+            result = reschedule(state, inv.uuid, form.get("start_time") or "INVALID")
+        except CalendlyError as error:
+            return _reschedule_page(state, inv, _describe(error), error.status,
+                                    form.get("start_time"))
+    return finish_booking(request, result)
