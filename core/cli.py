@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    for noisy in ("alembic", "stripe", "httpx"):  # one line per request is not an operator's log
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         args = build_parser().parse_args(argv)
         get_settings()

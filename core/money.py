@@ -53,8 +53,12 @@ class Money:
             raise MoneyError(f"not an amount: {value!r}") from None
         if not decimal.is_finite():
             raise MoneyError(f"not an amount: {value!r}")
-        minor = decimal.scaleb(exponent)
-        if minor != minor.to_integral_value():
+        try:
+            minor = decimal.scaleb(exponent)
+            whole = minor == minor.to_integral_value()
+        except ArithmeticError:  # decimal.Overflow for absurd exponents such as '1e400000000'
+            raise MoneyError(f"not an amount: {value!r}") from None
+        if not whole:
             raise MoneyError(f"{value} has more decimals than {currency.upper()} allows")
         return cls(int(minor), currency)
 

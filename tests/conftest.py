@@ -94,3 +94,6 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "postgres_only" in item.keywords and not PG_URL:
             item.add_marker(skip_pg)
+
+
+from tests.live_system import live  # noqa: E402,F401  (the `live` fixture: the whole system on free ports)

@@ -142,17 +142,37 @@ class CalendlyClient:
         params: dict[str, str] | None = {"user": user_uri, "count": str(page_size)}
         if active is not None:
             params["active"] = "true" if active else "false"
-        url: str | None = f"{self.base_url}/event_types"
+        return self._collect(f"{self.base_url}/event_types", params, "event_types")
+
+    def list_scheduled_events(self, user_uri: str, *, invitee_email: str | None = None,
+                              min_start_time: str | None = None, status: str | None = None) -> list[dict]:
+        """All of a user's scheduled events matching the filters (all pages)."""
+        params: dict[str, str] | None = {"user": user_uri, "count": str(MAX_PAGE_SIZE)}
+        for name, value in (("invitee_email", invitee_email), ("min_start_time", min_start_time), ("status", status)):
+            if value:
+                params[name] = value
+        return self._collect(f"{self.base_url}/scheduled_events", params, "scheduled_events")
+
+    def list_invitees(self, event_uri_or_uuid: str, *, email: str | None = None) -> list[dict]:
+        """All invitees of one scheduled event (all pages)."""
+        params: dict[str, str] | None = {"count": str(MAX_PAGE_SIZE)}
+        if email:
+            params["email"] = email
+        url = self._resource_url("scheduled_events", event_uri_or_uuid) + "/invitees"
+        return self._collect(url, params, "invitees")
+
+    def _collect(self, url: str | None, params: dict[str, str] | None, what: str) -> list[dict]:
+        """Follow `pagination.next_page` to the end, gathering every page's collection."""
         collected: list[dict] = []
         pages = 0
         while url:
             pages += 1
             if pages > MAX_PAGES:
-                raise CalendlyError(f"Calendly event_types pagination did not end after {MAX_PAGES} pages")
+                raise CalendlyError(f"Calendly {what} pagination did not end after {MAX_PAGES} pages")
             data = self._request("GET", url, params=params)
             page = data.get("collection")
             if not isinstance(page, list):
-                raise CalendlyError("Calendly event_types answer has no 'collection' list")
+                raise CalendlyError(f"Calendly {what} answer has no 'collection' list")
             collected.extend(page)
             url, params = self._next_page(data.get("pagination"), params)
         return collected

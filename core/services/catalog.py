@@ -86,3 +86,26 @@ def add_user(session: Session, *, email: str, password: str, role: str, builder_
     session.add(user)
     session.flush()
     return user
+
+
+def update_price(session: Session, session_type_id: int, amount_cents: int, currency: str, *,
+                 active: bool | None = None) -> SessionType:
+    """Change an existing session type's price (and optionally whether it is bookable).
+
+    Bookings already made keep the price they were made at (it is copied onto the booking).
+    """
+    session_type = session.get(SessionType, session_type_id, with_for_update=True)
+    if session_type is None:
+        raise NotFound(f"no session type {session_type_id}")
+    if isinstance(amount_cents, bool) or not isinstance(amount_cents, int) or amount_cents <= 0:
+        raise DomainError("the price must be a positive whole number of minor units")
+    try:
+        currency = normalize_currency(currency)
+    except MoneyError as error:
+        raise DomainError(str(error)) from None
+    session_type.price_cents = amount_cents
+    session_type.currency = currency
+    if active is not None:
+        session_type.active = active
+    session.flush()
+    return session_type

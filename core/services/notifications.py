@@ -65,3 +65,20 @@ def notify(session: Session, booking: Booking, kind: str, *, to: str | None = No
     )
     if notification_id is not None:  # None: this very message was already queued
         enqueue(session, "notify", key, {"notification_id": notification_id}, booking_id=booking.id)
+
+
+def resend_payment_link(session: Session, booking_id: str, *, actor: str) -> str:
+    """Send the client their payment link again (an admin's nudge); returns the address it went to."""
+    from core.errors import DomainError
+    from core.services.transitions import lock_booking, record
+    from core.states import BookingStatus
+
+    booking = lock_booking(session, booking_id)
+    if booking.status != BookingStatus.PENDING_PAYMENT:
+        raise DomainError(f"only a booking waiting for payment has a link to resend "
+                          f"(this one is {booking.status.lower().replace('_', ' ')})")
+    sent_at = utcnow()
+    notify(session, booking, "awaiting_payment", dedupe=f"resend:{sent_at.isoformat()}")
+    record(session, booking, cause="payment_link_resent", actor=actor,
+           details={"to": booking.client.email, "at": sent_at.isoformat()})
+    return booking.client.email

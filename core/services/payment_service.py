@@ -25,6 +25,7 @@ from core.services.transitions import lock_booking, record, transition
 from core.states import BookingStatus as S
 
 STRIPE = "stripe:webhook"
+STRIPE_MIN_EXPIRY = timedelta(minutes=30, seconds=10)
 
 
 # ---------------------------------------------------------------- checkout
@@ -84,9 +85,10 @@ def open_checkout(engine: Engine, booking_id: str, stripe_client) -> CheckoutRes
         if booking.stripe_checkout_session_id and booking.checkout_url:
             return CheckoutResult("redirect", booking.checkout_url, booking.status)
         now = utcnow()
-        if booking.checkout_expires_at is None or booking.checkout_expires_at < now + timedelta(minutes=25):
-            # Stripe wants expires_at at least 30 minutes ahead; whole seconds keep params stable.
-            booking.checkout_expires_at = (now + hold).replace(microsecond=0)
+        if booking.checkout_expires_at is None or booking.checkout_expires_at < now + STRIPE_MIN_EXPIRY:
+            # Stripe refuses expires_at less than 30 minutes ahead, strictly: keep a minute's margin.
+            # Whole seconds keep the parameters identical for every request reusing this value.
+            booking.checkout_expires_at = (now + hold + timedelta(minutes=1)).replace(microsecond=0)
         params = checkout_params(booking, booking.checkout_expires_at)
         key = f"checkout:{booking.id}:{params['expires_at']}"
     created = stripe_client.v1.checkout.sessions.create(params=params, options={"idempotency_key": key})

@@ -1,0 +1,33 @@
+"""Every figure the dashboard shows, aggregated by the database, and who may see it.
+
+Each function takes a `Viewer`: admins see everything, a builder only their own builder's rows
+(another builder's booking raises `core.errors.Forbidden`). Money stays integer minor units per
+currency; format it with `core.money.format_amount`.
+"""
+from core.reporting.access import Viewer, authenticate, viewer_for_email
+from core.reporting.bookings import (
+    BookingDetail, BookingFilters, BookingPage, BookingRow, PendingPayment, UpcomingSession,
+    booking_detail, bookings_csv, count_bookings, list_bookings, pending_payments, upcoming_sessions,
+    webhook_payload,
+)
+from core.reporting.earnings import EarningsRow, earnings_by_month, earnings_totals, platform_fee
+from core.reporting.operations import (
+    BuilderPrices, RefundLedger, builder_options, builders_and_prices, failed_outbox, failed_webhooks,
+    refund_ledger, session_type_options,
+)
+from core.reporting.overview import (
+    REFUND_RULE_LABELS, OverviewKpis, RefundReasonRow, StatusFunnel, WeeklyPoint, overview_kpis,
+    refunds_by_reason, status_funnel, weekly_series,
+)
+
+__all__ = [
+    "Viewer", "authenticate", "viewer_for_email",
+    "BookingDetail", "BookingFilters", "BookingPage", "BookingRow", "PendingPayment", "UpcomingSession",
+    "booking_detail", "bookings_csv", "count_bookings", "list_bookings", "pending_payments",
+    "upcoming_sessions", "webhook_payload",
+    "EarningsRow", "earnings_by_month", "earnings_totals", "platform_fee",
+    "BuilderPrices", "RefundLedger", "builder_options", "builders_and_prices", "failed_outbox",
+    "failed_webhooks", "refund_ledger", "session_type_options",
+    "REFUND_RULE_LABELS", "OverviewKpis", "RefundReasonRow", "StatusFunnel", "WeeklyPoint",
+    "overview_kpis", "refunds_by_reason", "status_funnel", "weekly_series",
+]

@@ -1,0 +1,488 @@
+"""Bookings for the dashboard: the filtered, paged list, its CSV, upcoming sessions, pending
+payments, and one booking in full detail.
+
+Lists are paged by the database (LIMIT/OFFSET with a COUNT of the same filter); the payment status
+of each row is computed in SQL from the ledgers (see `core.reporting.sql`).
+"""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from core.errors import DomainError, NotFound
+from core.models import (
+    Booking, BookingHistory, Builder, Client, OutboxEntry, Payment, Refund, SessionType, WebhookEvent,
+    utcnow,
+)
+from core.money import format_amount
+from core.reporting.access import Viewer, builder_scope, check_booking_access, require_admin
+from core.reporting.sql import like_escaped, paid_cents_of, payment_status_of, refunded_cents_of
+from core.services.ledger import summarize
+from core.states import FINAL_STATUSES, BookingStatus as S, PaymentState
+
+MAX_PAGE_SIZE = 500
+CSV_MAX_ROWS = 200_000
+
+
+@dataclass(frozen=True)
+class BookingFilters:
+    """What the bookings list is narrowed to. Dates are whole days in the viewer's timezone."""
+
+    statuses: tuple[str, ...] = ()
+    payment_statuses: tuple[str, ...] = ()
+    date_from: date | None = None
+    date_to: date | None = None  # inclusive
+    date_field: str = "created"  # "created" (when booked) or "start" (when the session is)
+    session_type_id: int | None = None
+    search: str = ""  # part of the client's name or email, or a booking id
+    builder_id: int | None = None  # admins only; builders always see their own
+
+
+@dataclass(frozen=True)
+class BookingRow:
+    id: str
+    created_at: datetime
+    start_time: datetime | None
+    status: str
+    payment_status: str
+    amount_cents: int
+    currency: str
+    paid_cents: int
+    refunded_cents: int
+    builder_id: int
+    builder_name: str
+    session_type_id: int
+    session_type_name: str
+    client_name: str
+    client_email: str
+
+
+@dataclass(frozen=True)
+class BookingPage:
+    rows: list[BookingRow]
+    total: int
+    page: int
+    page_size: int
+
+    @property
+    def pages(self) -> int:
+        return max((self.total + self.page_size - 1) // self.page_size, 1)
+
+
+def _validate(filters: BookingFilters) -> None:
+    unknown = set(filters.statuses) - {s.value for s in S}
+    if unknown:
+        raise DomainError(f"unknown booking status {sorted(unknown)[0]!r}")
+    unknown = set(filters.payment_statuses) - {p.value for p in PaymentState}
+    if unknown:
+        raise DomainError(f"unknown payment status {sorted(unknown)[0]!r}")
+    if filters.date_field not in ("created", "start"):
+        raise DomainError("date_field must be 'created' or 'start'")
+    if filters.date_from and filters.date_to and filters.date_from > filters.date_to:
+        raise DomainError("the start of the date range is after its end")
+
+
+def _day_start(day: date, tz: str) -> datetime:
+    try:
+        zone = ZoneInfo(tz)
+    except Exception:  # an unknown zone name must not break the page: fall back to UTC
+        zone = ZoneInfo("UTC")
+    return datetime.combine(day, time.min, tzinfo=zone)
+
+
+def _filtered(query: Select, viewer: Viewer, filters: BookingFilters, payment_status) -> Select:
+    _validate(filters)
+    scope = builder_scope(viewer, filters.builder_id)
+    if scope is not None:
+        query = query.where(Booking.builder_id == scope)
+    if filters.statuses:
+        query = query.where(Booking.status.in_(filters.statuses))
+    if filters.payment_statuses:
+        query = query.where(payment_status.in_(filters.payment_statuses))
+    column = Booking.created_at if filters.date_field == "created" else Booking.start_time
+    if filters.date_from:
+        query = query.where(column >= _day_start(filters.date_from, viewer.timezone))
+    if filters.date_to:
+        query = query.where(column < _day_start(filters.date_to + timedelta(days=1), viewer.timezone))
+    if filters.session_type_id is not None:
+        query = query.where(Booking.session_type_id == filters.session_type_id)
+    term = filters.search.strip()
+    if term:
+        query = query.where(or_(like_escaped(Client.name, term), like_escaped(Client.email, term),
+                                Booking.id == term))
+    return query
+
+
+def _list_query(viewer: Viewer, filters: BookingFilters) -> Select:
+    payment_status = payment_status_of(Booking.id)
+    query = (
+        select(
+            Booking.id, Booking.created_at, Booking.start_time, Booking.status,
+            payment_status.label("payment_status"), Booking.amount_cents, Booking.currency,
+            paid_cents_of(Booking.id).label("paid_cents"),
+            refunded_cents_of(Booking.id).label("refunded_cents"),
+            Booking.builder_id, Builder.name.label("builder_name"), Booking.session_type_id,
+            SessionType.name.label("session_type_name"), Client.name.label("client_name"),
+            Client.email.label("client_email"),
+        )
+        .join(Builder, Builder.id == Booking.builder_id)
+        .join(SessionType, SessionType.id == Booking.session_type_id)
+        .join(Client, Client.id == Booking.client_id)
+    )
+    query = _filtered(query, viewer, filters, payment_status)
+    if filters.date_field == "start":
+        return query.order_by(Booking.start_time.desc(), Booking.id.desc())
+    return query.order_by(Booking.created_at.desc(), Booking.id.desc())
+
+
+def _row(r) -> BookingRow:
+    return BookingRow(
+        id=r.id, created_at=r.created_at, start_time=r.start_time, status=r.status,
+        payment_status=r.payment_status, amount_cents=int(r.amount_cents), currency=r.currency,
+        paid_cents=int(r.paid_cents), refunded_cents=int(r.refunded_cents), builder_id=r.builder_id,
+        builder_name=r.builder_name, session_type_id=r.session_type_id,
+        session_type_name=r.session_type_name, client_name=r.client_name, client_email=r.client_email,
+    )
+
+
+def count_bookings(session: Session, viewer: Viewer, filters: BookingFilters) -> int:
+    query = select(func.count(Booking.id)).select_from(Booking)
+    if filters.search.strip():
+        query = query.join(Client, Client.id == Booking.client_id)
+    query = _filtered(query, viewer, filters, payment_status_of(Booking.id))
+    return int(session.execute(query).scalar_one())
+
+
+def list_bookings(session: Session, viewer: Viewer, filters: BookingFilters | None = None,
+                  page: int = 1, page_size: int = 50) -> BookingPage:
+    """One page (1-based) of the viewer's bookings matching `filters`, newest first, and the total."""
+    filters = filters or BookingFilters()
+    page_size = min(max(int(page_size), 1), MAX_PAGE_SIZE)
+    page = max(int(page), 1)
+    total = count_bookings(session, viewer, filters)
+    rows = session.execute(_list_query(viewer, filters).limit(page_size).offset((page - 1) * page_size)).all()
+    return BookingPage([_row(r) for r in rows], total, page, page_size)
+
+
+_CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_safe(value: Any) -> Any:
+    # A client's name is their own input: keep spreadsheets from running it as a formula.
+    if isinstance(value, str) and value.startswith(_CSV_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _major(amount: int, currency: str) -> str:
+    from core.money import Money
+    return str(Money(amount, currency).major)
+
+
+def bookings_csv(session: Session, viewer: Viewer, filters: BookingFilters | None = None, *,
+                 max_rows: int = CSV_MAX_ROWS) -> str:
+    """Every booking matching `filters` (up to `max_rows`) as CSV; amounts in major units."""
+    filters = filters or BookingFilters()
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["booking_id", "created_at_utc", "start_time_utc", "status", "payment_status",
+                     "session_type", "client_name", "client_email", "builder", "currency", "price",
+                     "paid", "refunded"])
+    query = _list_query(viewer, filters).limit(max_rows).execution_options(yield_per=2000)
+    for r in session.execute(query):
+        writer.writerow([_csv_safe(v) for v in (
+            r.id, r.created_at.isoformat(), r.start_time.isoformat() if r.start_time else "",
+            r.status, r.payment_status, r.session_type_name, r.client_name, r.client_email,
+            r.builder_name, r.currency, _major(int(r.amount_cents), r.currency),
+            _major(int(r.paid_cents), r.currency), _major(int(r.refunded_cents), r.currency),
+        )])
+    return out.getvalue()
+
+
+# ---------------------------------------------------------------- upcoming sessions
+@dataclass(frozen=True)
+class UpcomingSession:
+    id: str
+    start_time: datetime
+    end_time: datetime | None
+    status: str
+    session_type_name: str
+    duration_minutes: int | None
+    client_name: str
+    client_email: str
+    invitee_timezone: str | None
+    amount_cents: int
+    currency: str
+    builder_name: str
+
+
+def upcoming_sessions(session: Session, viewer: Viewer, *, now: datetime | None = None,
+                      limit: int = 100, builder_id: int | None = None) -> list[UpcomingSession]:
+    """Sessions still to come that hold a slot (confirmed, or waiting for payment), soonest first."""
+    scope = builder_scope(viewer, builder_id)
+    now = now or utcnow()
+    query = (
+        select(Booking.id, Booking.start_time, Booking.end_time, Booking.status, SessionType.name,
+               SessionType.duration_minutes, Client.name, Client.email, Booking.invitee_timezone,
+               Booking.amount_cents, Booking.currency, Builder.name)
+        .join(SessionType, SessionType.id == Booking.session_type_id)
+        .join(Client, Client.id == Booking.client_id)
+        .join(Builder, Builder.id == Booking.builder_id)
+        .where(Booking.status.in_((S.CONFIRMED, S.PENDING_PAYMENT)), Booking.start_time >= now)
+        .order_by(Booking.start_time, Booking.id)
+        .limit(limit)
+    )
+    if scope is not None:
+        query = query.where(Booking.builder_id == scope)
+    return [UpcomingSession(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], int(r[9]), r[10], r[11])
+            for r in session.execute(query)]
+
+
+# ---------------------------------------------------------------- pending payments
+@dataclass(frozen=True)
+class PendingPayment:
+    id: str
+    client_name: str
+    client_email: str
+    builder_name: str
+    session_type_name: str
+    start_time: datetime | None
+    amount_cents: int
+    currency: str
+    waiting_since: datetime  # when the slot was taken and payment became due
+    hold_expires_at: datetime | None
+    checkout_opened: bool
+    reminder_sent_at: datetime | None
+
+
+def pending_payments(session: Session, viewer: Viewer, *, builder_id: int | None = None,
+                     limit: int = 500) -> list[PendingPayment]:
+    """Bookings waiting for payment right now, the ones whose hold ends first on top."""
+    scope = builder_scope(viewer, builder_id)
+    entered = (
+        select(func.min(BookingHistory.created_at))
+        .where(BookingHistory.booking_id == Booking.id, BookingHistory.to_status == S.PENDING_PAYMENT,
+               or_(BookingHistory.from_status.is_(None), BookingHistory.from_status != S.PENDING_PAYMENT))
+        .scalar_subquery()
+    )
+    query = (
+        select(Booking.id, Client.name, Client.email, Builder.name, SessionType.name, Booking.start_time,
+               Booking.amount_cents, Booking.currency, func.coalesce(entered, Booking.created_at),
+               Booking.hold_expires_at, Booking.stripe_checkout_session_id, Booking.reminder_sent_at)
+        .join(Client, Client.id == Booking.client_id)
+        .join(Builder, Builder.id == Booking.builder_id)
+        .join(SessionType, SessionType.id == Booking.session_type_id)
+        .where(Booking.status == S.PENDING_PAYMENT)
+        # NULL holds last on both engines.
+        .order_by(Booking.hold_expires_at.is_(None), Booking.hold_expires_at, Booking.id)
+        .limit(limit)
+    )
+    if scope is not None:
+        query = query.where(Booking.builder_id == scope)
+    return [PendingPayment(r[0], r[1], r[2], r[3], r[4], r[5], int(r[6]), r[7], r[8], r[9],
+                           r[10] is not None, r[11])
+            for r in session.execute(query)]
+
+
+# ---------------------------------------------------------------- one booking in detail
+@dataclass(frozen=True)
+class HistoryRow:
+    at: datetime
+    from_status: str | None
+    to_status: str
+    cause: str
+    actor: str
+    details: dict | None
+
+
+@dataclass(frozen=True)
+class PaymentRow:
+    id: int
+    stripe_payment_intent_id: str
+    stripe_checkout_session_id: str | None
+    amount_cents: int
+    currency: str
+    status: str
+    dispute_status: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class RefundRow:
+    id: int
+    booking_id: str
+    amount_cents: int
+    currency: str
+    status: str
+    rule: str
+    reason: str
+    issued_by: str
+    stripe_refund_id: str | None
+    failure_reason: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    kind: str
+    booking_id: str | None
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime
+    done_at: datetime | None
+
+    @property
+    def retryable(self) -> bool:
+        return self.status != "done"
+
+
+@dataclass(frozen=True)
+class WebhookRow:
+    id: int
+    provider: str
+    event_type: str
+    outcome: str
+    error: str | None
+    booking_id: str | None
+    attempts: int
+    signature_valid: bool
+    received_at: datetime
+    processed_at: datetime | None
+    replayable: bool
+
+
+def outbox_row(e: OutboxEntry) -> OutboxRow:
+    return OutboxRow(e.id, e.kind, e.booking_id, e.status, e.attempts, e.next_attempt_at, e.last_error,
+                     e.created_at, e.done_at)
+
+
+def webhook_row(w: WebhookEvent) -> WebhookRow:
+    return WebhookRow(w.id, w.provider, w.event_type, w.outcome, w.error, w.booking_id, w.attempts,
+                      w.signature_valid, w.received_at, w.processed_at,
+                      replayable=w.signature_valid and w.dedupe_key is not None and w.outcome == "failed")
+
+
+def refund_row(r: Refund) -> RefundRow:
+    return RefundRow(r.id, r.booking_id, r.amount_cents, r.currency, r.status, r.rule, r.reason, r.issued_by,
+                     r.stripe_refund_id, r.failure_reason, r.created_at)
+
+
+@dataclass(frozen=True)
+class BookingDetail:
+    id: str
+    status: str
+    payment_status: str
+    amount_cents: int
+    currency: str
+    paid_cents: int
+    refunded_cents: int
+    refundable_cents: int
+    created_at: datetime
+    start_time: datetime | None
+    end_time: datetime | None
+    hold_expires_at: datetime | None
+    invitee_timezone: str | None
+    builder_id: int
+    builder_name: str
+    session_type_name: str
+    client_name: str
+    client_email: str
+    calendly_event_uri: str | None
+    stripe_checkout_session_id: str | None
+    cancel_reason: str | None
+    canceled_by: str | None
+    suggested_refund_cents: int
+    suggested_refund_reason: str
+    history: list[HistoryRow] = field(default_factory=list)
+    payments: list[PaymentRow] = field(default_factory=list)
+    refunds: list[RefundRow] = field(default_factory=list)
+    outbox: list[OutboxRow] = field(default_factory=list)
+    webhooks: list[WebhookRow] = field(default_factory=list)
+
+    @property
+    def can_cancel(self) -> bool:
+        return S(self.status) not in FINAL_STATUSES
+
+    @property
+    def can_resend_payment_link(self) -> bool:
+        return self.status == S.PENDING_PAYMENT
+
+    def money(self, amount_cents: int) -> str:
+        return format_amount(amount_cents, self.currency)
+
+
+def booking_detail(session: Session, viewer: Viewer, booking_id: str) -> BookingDetail:
+    """Everything about one booking: money, history, webhooks, payments, refunds, side effects."""
+    from core.services.payment_service import suggested_refund
+
+    booking = session.get(Booking, booking_id)
+    if booking is None:
+        raise NotFound(f"no booking {booking_id}")
+    check_booking_access(viewer, booking.builder_id)
+    summary = summarize(session, booking)
+    suggested, why = suggested_refund(session, booking_id) if summary.refundable_cents else (0, "")
+    webhooks = session.execute(
+        select(WebhookEvent).where(or_(
+            WebhookEvent.booking_id == booking_id,
+            # A failed event was rolled back before it could be linked; find it by its body.
+            and_(WebhookEvent.booking_id.is_(None), WebhookEvent.outcome == "failed",
+                 WebhookEvent.raw_body.contains(booking_id, autoescape=True)),
+        )).order_by(WebhookEvent.received_at, WebhookEvent.id)
+    ).scalars()
+    outbox = session.execute(
+        select(OutboxEntry).where(OutboxEntry.booking_id == booking_id).order_by(OutboxEntry.id)
+    ).scalars()
+    history = session.execute(
+        select(BookingHistory).where(BookingHistory.booking_id == booking_id).order_by(BookingHistory.id)
+    ).scalars()
+    return BookingDetail(
+        id=booking.id, status=booking.status, payment_status=summary.state.value,
+        amount_cents=booking.amount_cents, currency=booking.currency, paid_cents=summary.paid_cents,
+        refunded_cents=summary.refunded_cents, refundable_cents=summary.refundable_cents,
+        created_at=booking.created_at, start_time=booking.start_time, end_time=booking.end_time,
+        hold_expires_at=booking.hold_expires_at, invitee_timezone=booking.invitee_timezone,
+        builder_id=booking.builder_id, builder_name=booking.builder.name,
+        session_type_name=booking.session_type.name, client_name=booking.client.name,
+        client_email=booking.client.email, calendly_event_uri=booking.calendly_event_uri,
+        stripe_checkout_session_id=booking.stripe_checkout_session_id,
+        cancel_reason=booking.cancel_reason, canceled_by=booking.canceled_by,
+        suggested_refund_cents=suggested, suggested_refund_reason=why,
+        history=[HistoryRow(h.created_at, h.from_status, h.to_status, h.cause, h.actor, h.details)
+                 for h in history],
+        payments=[PaymentRow(p.id, p.stripe_payment_intent_id, p.stripe_checkout_session_id, p.amount_cents,
+                             p.currency, p.status, p.dispute_status, p.created_at)
+                  for p in session.execute(select(Payment).where(Payment.booking_id == booking_id)
+                                           .order_by(Payment.id)).scalars()],
+        refunds=[refund_row(r) for r in session.execute(
+            select(Refund).where(Refund.booking_id == booking_id).order_by(Refund.id)).scalars()],
+        outbox=[outbox_row(e) for e in outbox],
+        webhooks=[webhook_row(w) for w in webhooks],
+    )
+
+
+@dataclass(frozen=True)
+class WebhookPayload:
+    id: int
+    provider: str
+    event_type: str
+    raw_body: str
+    headers: dict
+
+
+def webhook_payload(session: Session, viewer: Viewer, event_id: int) -> WebhookPayload:
+    """A stored webhook's raw body and kept headers (admins only: it holds clients' details)."""
+    require_admin(viewer)
+    event = session.get(WebhookEvent, event_id)
+    if event is None:
+        raise NotFound(f"no webhook event {event_id}")
+    return WebhookPayload(event.id, event.provider, event.event_type, event.raw_body, event.headers or {})

@@ -1,0 +1,180 @@
+"""What admins run: the refund ledger, failed side effects and webhooks, builders and prices."""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from core.errors import DomainError
+from core.models import Booking, Builder, Client, OutboxEntry, Refund, SessionType, WebhookEvent
+from core.reporting.access import Viewer, builder_scope, require_admin
+from core.reporting.bookings import (
+    MAX_PAGE_SIZE, OutboxRow, WebhookRow, outbox_row, webhook_row,
+)
+
+REFUND_STATUSES = ("requested", "pending", "succeeded", "failed", "canceled")
+
+
+@dataclass(frozen=True)
+class LedgerRefund:
+    id: int
+    created_at: datetime
+    booking_id: str
+    builder_name: str
+    client_email: str
+    amount_cents: int
+    currency: str
+    status: str
+    rule: str
+    reason: str
+    issued_by: str
+    stripe_refund_id: str | None
+    failure_reason: str | None
+
+
+@dataclass(frozen=True)
+class RefundTotal:
+    currency: str
+    status: str
+    count: int
+    amount_cents: int
+
+
+@dataclass(frozen=True)
+class RefundLedger:
+    rows: list[LedgerRefund]
+    total: int
+    page: int
+    page_size: int
+    totals: list[RefundTotal] = field(default_factory=list)
+
+    @property
+    def pages(self) -> int:
+        return max((self.total + self.page_size - 1) // self.page_size, 1)
+
+
+def refund_ledger(session: Session, viewer: Viewer, *, statuses: tuple[str, ...] = (),
+                  rules: tuple[str, ...] = (), since: datetime | None = None,
+                  builder_id: int | None = None, page: int = 1, page_size: int = 50) -> RefundLedger:
+    """Every refund, newest first, paged; with totals per currency and status for the same filter."""
+    if set(statuses) - set(REFUND_STATUSES):
+        raise DomainError(f"unknown refund status in {statuses}")
+    scope = builder_scope(viewer, builder_id)
+    page_size = min(max(int(page_size), 1), MAX_PAGE_SIZE)
+    page = max(int(page), 1)
+
+    def narrowed(query):
+        if statuses:
+            query = query.where(Refund.status.in_(statuses))
+        if rules:
+            query = query.where(Refund.rule.in_(rules))
+        if since is not None:
+            query = query.where(Refund.created_at >= since)
+        if scope is not None:
+            query = query.where(Refund.booking_id.in_(select(Booking.id).where(Booking.builder_id == scope)))
+        return query
+
+    totals = session.execute(narrowed(
+        select(Refund.currency, Refund.status, func.count(Refund.id), func.sum(Refund.amount_cents))
+    ).group_by(Refund.currency, Refund.status).order_by(Refund.currency, Refund.status)).all()
+    rows = session.execute(narrowed(
+        select(Refund.id, Refund.created_at, Refund.booking_id, Builder.name, Client.email,
+               Refund.amount_cents, Refund.currency, Refund.status, Refund.rule, Refund.reason,
+               Refund.issued_by, Refund.stripe_refund_id, Refund.failure_reason)
+        .join(Booking, Booking.id == Refund.booking_id)
+        .join(Builder, Builder.id == Booking.builder_id)
+        .join(Client, Client.id == Booking.client_id)
+    ).order_by(Refund.created_at.desc(), Refund.id.desc()).limit(page_size).offset((page - 1) * page_size)).all()
+    return RefundLedger(
+        rows=[LedgerRefund(r[0], r[1], r[2], r[3], r[4], int(r[5]), r[6], r[7], r[8], r[9], r[10], r[11], r[12])
+              for r in rows],
+        total=sum(int(t[2]) for t in totals), page=page, page_size=page_size,
+        totals=[RefundTotal(t[0], t[1], int(t[2]), int(t[3])) for t in totals],
+    )
+
+
+def failed_outbox(session: Session, viewer: Viewer, *, include_retrying: bool = True,
+                  limit: int = 200) -> list[OutboxRow]:
+    """Side effects that failed for good, and (optionally) those failing and being retried."""
+    require_admin(viewer)
+    condition = OutboxEntry.status == "failed"
+    if include_retrying:
+        condition = or_(condition, (OutboxEntry.status == "pending") & OutboxEntry.last_error.is_not(None))
+    entries = session.execute(
+        select(OutboxEntry).where(condition).order_by(OutboxEntry.id.desc()).limit(limit)
+    ).scalars()
+    return [outbox_row(e) for e in entries]
+
+
+def failed_webhooks(session: Session, viewer: Viewer, *, limit: int = 200) -> list[WebhookRow]:
+    """Webhook deliveries whose processing failed (they can be reprocessed)."""
+    require_admin(viewer)
+    events = session.execute(
+        select(WebhookEvent).where(WebhookEvent.outcome == "failed")
+        .order_by(WebhookEvent.received_at.desc(), WebhookEvent.id.desc()).limit(limit)
+    ).scalars()
+    return [webhook_row(e) for e in events]
+
+
+@dataclass(frozen=True)
+class SessionTypePrice:
+    id: int
+    name: str
+    duration_minutes: int | None
+    price_cents: int
+    currency: str
+    active: bool
+    refund_full_hours: int | None
+    refund_partial_percent: int | None
+    calendly_event_type_uri: str
+    bookings: int
+
+
+@dataclass(frozen=True)
+class BuilderPrices:
+    builder_id: int
+    name: str
+    email: str
+    timezone: str
+    session_types: list[SessionTypePrice]
+
+
+def builders_and_prices(session: Session, viewer: Viewer, *, builder_id: int | None = None) -> list[BuilderPrices]:
+    """Builders with their session types, prices and how often each was booked."""
+    scope = builder_scope(viewer, builder_id)
+    builders = select(Builder).order_by(Builder.name, Builder.id)
+    types = select(SessionType).order_by(SessionType.price_cents, SessionType.id)
+    counts = select(Booking.session_type_id, func.count(Booking.id)).group_by(Booking.session_type_id)
+    if scope is not None:
+        builders = builders.where(Builder.id == scope)
+        types = types.where(SessionType.builder_id == scope)
+        counts = counts.where(Booking.builder_id == scope)
+    booked = dict(session.execute(counts).all())
+    by_builder: dict[int, list[SessionTypePrice]] = defaultdict(list)
+    for t in session.execute(types).scalars():
+        by_builder[t.builder_id].append(SessionTypePrice(
+            t.id, t.name, t.duration_minutes, t.price_cents, t.currency, t.active, t.refund_full_hours,
+            t.refund_partial_percent, t.calendly_event_type_uri, int(booked.get(t.id, 0))))
+    return [BuilderPrices(b.id, b.name, b.email, b.timezone, by_builder.get(b.id, []))
+            for b in session.execute(builders).scalars()]
+
+
+def session_type_options(session: Session, viewer: Viewer, *, builder_id: int | None = None) -> list[tuple[int, str]]:
+    """(id, label) of the session types the viewer may filter by."""
+    scope = builder_scope(viewer, builder_id)
+    query = (select(SessionType.id, SessionType.name, Builder.name)
+             .join(Builder, Builder.id == SessionType.builder_id).order_by(Builder.name, SessionType.name))
+    if scope is not None:
+        query = query.where(SessionType.builder_id == scope)
+    return [(tid, name if scope is not None else f"{builder} · {name}") for tid, name, builder in session.execute(query)]
+
+
+def builder_options(session: Session, viewer: Viewer) -> list[tuple[int, str]]:
+    scope = builder_scope(viewer)
+    query = select(Builder.id, Builder.name).order_by(Builder.name)
+    if scope is not None:
+        query = query.where(Builder.id == scope)
+    return [(bid, name) for bid, name in session.execute(query)]

@@ -1,0 +1,203 @@
+"""Reconciliation: ask Stripe and Calendly for the truth and apply it through the webhook path.
+
+Everything found is fed to `webhook_ingest.process` under the same dedupe key its webhook would
+have had, so an event that was (or later is) delivered is never applied twice.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import timedelta
+
+import stripe
+from sqlalchemy import Engine, select
+
+from core.calendly import CalendlyError, parse_calendly_webhook
+from core.config import get_settings
+from core.db import session_scope
+from core.models import Booking, Builder, Refund, SystemState, utcnow
+from core.providers import calendly_for, stripe_client
+from core.services import payment_service
+from core.services.webhook_ingest import process
+from core.states import BookingStatus as S
+
+log = logging.getLogger(__name__)
+
+HANDLED_STRIPE_EVENTS = [
+    "checkout.session.completed", "checkout.session.async_payment_succeeded",
+    "checkout.session.async_payment_failed", "checkout.session.expired", "charge.refunded",
+    "refund.updated", "refund.failed", "charge.dispute.created",
+]
+CHECKPOINT_KEY = "reconcile.stripe_events.created_gte"
+OVERLAP = 120  # seconds re-read at each run: events can become visible slightly out of order
+RECONCILE_HEADERS = {"user-agent": "reconcile"}
+
+
+def _checkpoint(engine: Engine) -> int | None:
+    with session_scope(engine, read_only=True) as session:
+        row = session.get(SystemState, CHECKPOINT_KEY)
+        return int(row.value) if row else None
+
+
+def _save_checkpoint(engine: Engine, created: int) -> None:
+    with session_scope(engine) as session:
+        row = session.get(SystemState, CHECKPOINT_KEY)
+        if row is None:
+            session.add(SystemState(key=CHECKPOINT_KEY, value=str(created)))
+        elif int(row.value) < created:
+            row.value = str(created)
+
+
+def reconcile_stripe_events(engine: Engine, client=None) -> dict[str, int]:
+    """Replay Stripe's event list since the checkpoint (the last 3 days at first)."""
+    client = client or stripe_client()
+    since = _checkpoint(engine)
+    since = (since - OVERLAP) if since else int((utcnow() - timedelta(days=3)).timestamp())
+    counts: dict[str, int] = {}
+    newest = since
+    params = {"types": HANDLED_STRIPE_EVENTS, "created": {"gte": since}, "limit": 100}
+    for event in client.v1.events.list(params=params).auto_paging_iter():
+        data = event.to_dict()
+        raw = json.dumps(data).encode()
+        result = process(engine, "stripe", raw, RECONCILE_HEADERS, f"stripe:{data['id']}", data["type"], data)
+        counts[result.outcome] = counts.get(result.outcome, 0) + 1
+        newest = max(newest, int(data["created"]))
+    _save_checkpoint(engine, newest)
+    return counts
+
+
+def _apply_invitee(engine: Engine, event_name: str, invitee: dict, scheduled_event: dict) -> str:
+    envelope = {"event": event_name, "created_at": utcnow().isoformat(),
+                "payload": {**invitee, "scheduled_event": scheduled_event}}
+    raw = json.dumps(envelope).encode()
+    hook = parse_calendly_webhook(raw, api_base=get_settings().calendly_api_base)
+    return process(engine, "calendly", raw, RECONCILE_HEADERS, hook.dedupe_key, hook.event, hook).outcome
+
+
+def find_scheduled_invitee(engine: Engine, booking_id: str) -> str:
+    """A booking still waiting for its invitee.created: look for its invitee in Calendly."""
+    with session_scope(engine, read_only=True) as session:
+        booking = session.get(Booking, booking_id)
+        if booking is None or booking.status != S.PENDING_SCHEDULING:
+            return "ignored"
+        builder, email = booking.builder, booking.client.email
+        client, user_uri = calendly_for(builder), builder.calendly_user_uri
+        since = (booking.created_at - timedelta(minutes=5)).isoformat()
+    for event in client.list_scheduled_events(user_uri, invitee_email=email):
+        if event.get("created_at") and event["created_at"] < since:
+            continue
+        for invitee in client.list_invitees(event["uri"], email=email):
+            if ((invitee.get("tracking") or {}).get("utm_content") or "").strip() == booking_id:
+                outcome = _apply_invitee(engine, "invitee.created", invitee, event)
+                if invitee.get("status") == "canceled":
+                    _apply_invitee(engine, "invitee.canceled", invitee, event)
+                return outcome
+    return "not_found"
+
+
+def reconcile_calendly(engine: Engine) -> dict[str, int]:
+    """Bookings whose Calendly side may have changed without a webhook reaching us."""
+    counts: dict[str, int] = {}
+    now = utcnow()
+    with session_scope(engine, read_only=True) as session:
+        waiting = list(session.execute(
+            select(Booking.id).where(Booking.status == S.PENDING_SCHEDULING,
+                                     Booking.created_at > now - timedelta(days=1))).scalars())
+        held = list(session.execute(
+            select(Booking.id, Booking.calendly_invitee_uri, Booking.builder_id)
+            .where(Booking.status.in_([S.PENDING_PAYMENT, S.CONFIRMED]),
+                   Booking.calendly_invitee_uri.is_not(None), Booking.start_time > now)
+        ).all())
+    for booking_id in waiting:
+        outcome = _guard(find_scheduled_invitee, engine, booking_id)
+        counts[f"scheduling:{outcome}"] = counts.get(f"scheduling:{outcome}", 0) + 1
+    for booking_id, invitee_uri, builder_id in held:
+        outcome = _guard(_check_invitee, engine, invitee_uri, builder_id)
+        counts[f"held:{outcome}"] = counts.get(f"held:{outcome}", 0) + 1
+    return counts
+
+
+def _check_invitee(engine: Engine, invitee_uri: str, builder_id: int) -> str:
+    with session_scope(engine, read_only=True) as session:
+        client = calendly_for(session.get(Builder, builder_id))
+    invitee = client.get_invitee(invitee_uri)
+    if invitee.get("status") != "canceled":
+        return "unchanged"
+    event = client.get_scheduled_event(invitee["event"])
+    return _apply_invitee(engine, "invitee.canceled", invitee, event)
+
+
+def _guard(fn, *args) -> str:
+    try:
+        return fn(*args)
+    except (CalendlyError, ValueError) as error:
+        log.warning("reconcile: %s failed: %s", fn.__name__, error)
+        return "error"
+
+
+def reconcile_checkouts(engine: Engine, client=None) -> dict[str, int]:
+    """Pending payments whose Checkout Session is no longer open at Stripe."""
+    client = client or stripe_client()
+    counts: dict[str, int] = {}
+    with session_scope(engine, read_only=True) as session:
+        pending = list(session.execute(
+            select(Booking.id, Booking.stripe_checkout_session_id)
+            .where(Booking.status == S.PENDING_PAYMENT, Booking.stripe_checkout_session_id.is_not(None))
+        ).all())
+    for booking_id, checkout_id in pending:
+        try:
+            checkout = client.v1.checkout.sessions.retrieve(checkout_id).to_dict()
+        except stripe.StripeError as error:
+            log.warning("reconcile: checkout %s of %s unreadable: %s", checkout_id, booking_id, error)
+            counts["error"] = counts.get("error", 0) + 1
+            continue
+        with session_scope(engine) as session:
+            if checkout["status"] == "complete":
+                outcome = payment_service.confirm_payment(session, checkout, actor="system:reconcile").outcome
+            elif checkout["status"] == "expired":
+                outcome = payment_service.release_hold(session, checkout, actor="system:reconcile",
+                                                       cause="checkout_expired").outcome
+            else:
+                outcome = "open"
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return counts
+
+
+def reconcile_refunds(engine: Engine, client=None) -> dict[str, int]:
+    """Refunds Stripe was still working on: read their current status."""
+    client = client or stripe_client()
+    counts: dict[str, int] = {}
+    with session_scope(engine, read_only=True) as session:
+        pending = list(session.execute(
+            select(Refund.stripe_refund_id).where(Refund.status == "pending", Refund.stripe_refund_id.is_not(None))
+        ).scalars())
+    for refund_id in pending:
+        refund = client.v1.refunds.retrieve(refund_id).to_dict()
+        with session_scope(engine) as session:
+            outcome = payment_service.apply_refund_object(session, refund, actor="system:reconcile").outcome
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return counts
+
+
+def reconcile(engine: Engine, *, progress: bool = False) -> dict[str, dict[str, int]]:
+    """Every reconciliation step; each step's failure is reported, not fatal to the others."""
+    steps = {
+        "stripe_events": reconcile_stripe_events,
+        "checkouts": reconcile_checkouts,
+        "calendly": reconcile_calendly,
+        "refunds": reconcile_refunds,
+    }
+    summary: dict[str, dict[str, int]] = {}
+    for name, step in steps.items():
+        if progress:
+            print(f"reconcile: {name}…", file=sys.stderr, flush=True)
+        try:
+            summary[name] = step(engine)
+        except Exception as error:
+            log.exception("reconcile step %s failed", name)
+            summary[name] = {"error": 1, "message": str(error)[:200]}  # type: ignore[dict-item]
+    return summary
+
+
+__all__ = ["reconcile", "find_scheduled_invitee"]
