@@ -25,6 +25,15 @@ chromium:
 run: $(STAMP)
 	$(PY) -m core migrate
 	$(PY) -m core demo-data
+	@echo ""
+	@echo "  Client pages (book and pay):  http://127.0.0.1:8000/   (e.g. http://127.0.0.1:8000/profile/1)"
+	@echo "  Dashboard:                    http://127.0.0.1:8501/"
+	@echo "      admin:   admin@demo.test / demo-admin-pass"
+	@echo "      builder: ada@demo.test   / demo-builder-pass"
+	@echo "  Sandbox Calendly / Stripe:    http://127.0.0.1:8001/_sandbox/state  http://127.0.0.1:8002/_sandbox/state"
+	@echo "  API docs:                     http://127.0.0.1:8000/docs   (admin token: sandbox-admin-token)"
+	@echo "  Stop with Ctrl+C."
+	@echo ""
 	PYTHONUNBUFFERED=1 $(VENV)/bin/honcho start -f Procfile
 
 # The test suite on SQLite; with TEST_DATABASE_URL set, on that PostgreSQL database.
