@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     webhook_max_body_bytes: int = Field(default=256 * 1024, gt=0)
     # Carry out outbox entries right after the request that wrote them (the worker is the backstop).
     run_outbox_after_request: bool = True
+    # Benchmarks only: expose /api/webhooks/_floor/{provider}, which verifies and answers 200.
+    bench_floor_endpoint: bool = False
 
     @field_validator("public_base_url", "dashboard_url")
     @classmethod

@@ -110,7 +110,8 @@ PROVIDERS = {
 }
 
 
-def _verify(provider: str, raw: bytes, headers: dict[str, str]) -> None:
+def verify_signature(provider: str, raw: bytes, headers: dict[str, str]) -> None:
+    """Raise SignatureError unless the provider's signature header matches the raw body."""
     settings = get_settings()
     lowered = {k.lower(): v for k, v in headers.items()}
     if provider == "calendly":
@@ -132,7 +133,7 @@ def ingest(engine: Engine, provider: str, raw: bytes, headers: dict[str, str]) -
     """Verify, store and process one delivery; the result carries the HTTP status to answer."""
     parse, _dispatch = PROVIDERS[provider]
     try:
-        _verify(provider, raw, headers)
+        verify_signature(provider, raw, headers)
     except SignatureError as error:
         _store_rejected(engine, provider, raw, headers, "rejected", f"signature {error.reason}")
         return IngestResult(400, "rejected", f"signature {error.reason}")
