@@ -39,3 +39,26 @@ def test_profile_book_pay_confirms_the_booking_and_notifies(live):
     assert causes[:2] == ["booking_started", "invitee_created"] and "payment_confirmed" in causes
     assert {"awaiting_payment", "booking_confirmed", "builder_new_booking"} <= kinds
     assert pending == []
+
+
+def test_payment_page_asks_calendly_when_the_invitee_webhook_is_late(live):
+    assert live.calendly_sandbox("POST", "/config", {"webhook_delivery": "off"}).status_code == 200
+    browser = live.signed_in_client()
+    booking_id, calendly_url = live.start_booking(browser)
+    live.pick_slot(calendly_url)
+    assert live.status(booking_id) == "PENDING_SCHEDULING"  # no webhook came
+
+    first = browser.get(f"{live.web}/payment/{booking_id}", allow_redirects=False)
+    assert first.status_code == 303 and first.headers["location"] == f"/payment/{booking_id}"
+    assert live.status(booking_id) == "PENDING_PAYMENT"  # confirmed through Calendly's API
+    second = browser.get(f"{live.web}/payment/{booking_id}", allow_redirects=False)
+    assert second.status_code == 303 and "/pay/cs_" in second.headers["location"]
+
+
+def test_payment_page_waits_while_calendly_knows_nothing(live):
+    browser = live.signed_in_client()
+    booking_id, _calendly_url = live.start_booking(browser)  # no slot picked yet
+    page = browser.get(f"{live.web}/payment/{booking_id}", allow_redirects=False)
+    assert page.status_code == 200
+    assert 'http-equiv="refresh"' in page.text and "Confirming your time" in page.text
+    assert live.status(booking_id) == "PENDING_SCHEDULING"

@@ -94,12 +94,11 @@ class StartedBooking:
 def start_scheduling(engine: Engine, event_type_id: str, *, client_email: str, client_name: str,
                      actor: str) -> StartedBooking:
     """Create the PENDING_SCHEDULING booking, then a single-use Calendly link that carries its id."""
+    # The seed's eventTypeId is the event type's uuid; a full URI is accepted too.
+    uri_filter = (SessionType.calendly_event_type_uri == event_type_id if "/" in event_type_id
+                  else SessionType.calendly_event_type_uri.endswith(f"/{event_type_id}"))
     with session_scope(engine, read_only=True) as session:
-        row = session.execute(
-            select(SessionType).where(SessionType.calendly_event_type_uri.like(f"%/{event_type_id}"))
-        ).scalar_one_or_none() if "/" not in event_type_id else session.execute(
-            select(SessionType).where(SessionType.calendly_event_type_uri == event_type_id)
-        ).scalar_one_or_none()
+        row = session.execute(select(SessionType).where(uri_filter)).scalar_one_or_none()
         if row is None:
             raise NotFound("this session type is not offered")
         session_type_id, builder_id = row.id, row.builder_id

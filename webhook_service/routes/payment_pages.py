@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 
 import stripe
 from fastapi import APIRouter, BackgroundTasks, Request
@@ -11,12 +12,14 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 
+from core.calendly import CalendlyError
 from core.db import session_scope
 from core.errors import NotFound
 from core.models import Booking
 from core.providers import stripe_client
 from core.services import payment_service
 from core.services.booking_view import booking_json
+from core.services.reconcile import find_scheduled_invitee
 from webhook_service.deps import EngineDep, VisitorDep
 from webhook_service.outbox_kick import kick_outbox
 from webhook_service.rendering import error_page, page
@@ -41,6 +44,25 @@ def _not_found(request: Request):
     return error_page(request, 404, "Booking not found",
                       "We could not find this booking. Check the link in your email, or book again.",
                       action_url="/", action_label="See all builders")
+
+
+_last_calendly_lookup: dict[str, float] = {}
+CALENDLY_LOOKUP_EVERY = 10.0  # seconds; the page refreshes every 2 s, Calendly's rate limit is per builder
+
+
+def _ask_calendly(engine, booking_id: str) -> bool:
+    """The webhook is late: look the invitee up in Calendly (at most every few seconds per booking)."""
+    now = time.monotonic()
+    if now - _last_calendly_lookup.get(booking_id, -CALENDLY_LOOKUP_EVERY) < CALENDLY_LOOKUP_EVERY:
+        return False
+    if len(_last_calendly_lookup) > 10_000:  # bounded: it only throttles, losing it is harmless
+        _last_calendly_lookup.clear()
+    _last_calendly_lookup[booking_id] = now
+    try:
+        return find_scheduled_invitee(engine, booking_id) == "processed"
+    except CalendlyError as error:
+        log.warning("Calendly lookup for %s failed: %s", booking_id, type(error).__name__)
+        return False
 
 
 @router.get("/calendly-return", summary="Calendly's redirect after booking (one static URL)")
@@ -100,6 +122,8 @@ async def pay(booking_id: str, request: Request, engine: EngineDep, visitor: Vis
                           action_url=f"/payment/{booking_id}", action_label="Try again")
     if result.status == "redirect":
         return RedirectResponse(result.url, status_code=303)
+    if result.status == "waiting" and await run_in_threadpool(_ask_calendly, engine, booking_id):
+        return RedirectResponse(f"/payment/{booking_id}", status_code=303)
     data = _booking(engine, booking_id)
     if result.status == "waiting":
         return page(request, "payment_wait.html", booking=data)
