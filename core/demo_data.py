@@ -11,7 +11,7 @@ import sys
 import time
 from datetime import timedelta
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, func, insert, select, text
 
 from core.config import get_settings
 from core.db import session_scope
@@ -106,11 +106,13 @@ def generate(engine: Engine, *, bookings: int, seed: int = 7) -> dict[str, int]:
         clients.append({"email": f"{first.lower()}.{last.lower()}.{i}@example.com", "name": f"{first} {last}",
                         "timezone": rng.choice(["Europe/London", "America/New_York", "Asia/Tokyo", "Europe/Berlin"]),
                         "created_at": now - timedelta(days=400)})
+    client_ids: list[int] = []
     with session_scope(engine) as session:
-        first_id = (session.execute(select(func.max(Client.id))).scalar() or 0) + 1
+        # The ids the database gave (a PostgreSQL sequence can be ahead of max(id)); sorted, so
+        # the same seed picks the same clients.
         for offset in range(0, len(clients), CHUNK):
-            session.execute(insert(Client), clients[offset:offset + CHUNK])
-    client_ids = range(first_id, first_id + client_count)
+            client_ids += session.scalars(insert(Client).returning(Client.id), clients[offset:offset + CHUNK])
+    client_ids.sort()
 
     counts = {"bookings": 0, "payments": 0, "refunds": 0, "history": 0}
     payment_id = _next_id(engine, Payment)
@@ -122,9 +124,15 @@ def generate(engine: Engine, *, bookings: int, seed: int = 7) -> dict[str, int]:
             for table, model in (("bookings", Booking), ("payments", Payment), ("refunds", Refund),
                                  ("history", BookingHistory)):
                 if rows[table]:
-                    session.execute(insert(model), rows[table])
+                    session.execute(model.__table__.insert(), rows[table])  # Core: one executemany
                     counts[table] += len(rows[table])
         _progress("demo bookings", offset + len(rows["bookings"]), bookings, started)
+    if engine.dialect.name == "postgresql" and counts["payments"]:
+        # Payment ids were assigned here (the refunds refer to them): move the sequence past them,
+        # or the next real payment would collide with a demo one.
+        with session_scope(engine) as session:
+            session.execute(text(
+                "SELECT setval(pg_get_serial_sequence('payments', 'id'), (SELECT max(id) FROM payments))"))
     elapsed = time.monotonic() - started
     print(f"demo data: {counts['bookings']:,} bookings, {counts['payments']:,} payments, "
           f"{counts['refunds']:,} refunds, {counts['history']:,} history rows in {elapsed:.1f}s", file=sys.stderr)
