@@ -10,6 +10,7 @@ def test_profile_book_pay_confirms_the_booking_and_notifies(live):
     assert profile.status_code == 200
     assert "Discovery call" in profile.text and "$49.00" in profile.text
     assert "Legacy office hours" in profile.text and "Not bookable" in profile.text
+    assert "Cancel at least 24 h before the start for a full refund; later: 50% back" in profile.text
 
     booking_id, calendly_url = live.start_booking(browser)
     assert live.status(booking_id) == "PENDING_SCHEDULING"

@@ -16,7 +16,9 @@ from core.errors import DomainError, NotFound
 from core.models import Builder, SessionType
 from core.money import format_amount
 from core.providers import calendly_for
+from core.refund_policy import RefundPolicy
 from core.services import booking_service
+from core.services.payment_service import policy_for
 
 EVENT_TYPES = EventTypeCache(ttl_seconds=300)
 
@@ -38,6 +40,17 @@ class OfferedSessionType:
     session_type_id: int | None  # our row, None if not priced
     price_cents: int | None
     currency: str | None
+    refund_policy: RefundPolicy | None = None
+
+    @property
+    def policy_label(self) -> str:
+        """The cancellation terms in words, shown before the client books."""
+        policy = self.refund_policy
+        if policy is None:
+            return ""
+        inside = (f"{policy.partial_percent}% back" if policy.partial_percent else "no refund")
+        return (f"Cancel at least {policy.full_refund_hours} h before the start for a full refund; "
+                f"later: {inside}; after the start: no refund.")
 
     @property
     def bookable(self) -> bool:
@@ -81,6 +94,7 @@ def offered_session_types(engine: Engine, builder_id: int) -> tuple[Builder, lis
             session_type_id=priced.id if priced else None,
             price_cents=priced.price_cents if priced else None,
             currency=priced.currency if priced else None,
+            refund_policy=policy_for(priced) if priced else None,
         ))
     return builder, offered
 
