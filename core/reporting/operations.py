@@ -74,11 +74,12 @@ def refund_ledger(session: Session, viewer: Viewer, *, statuses: tuple[str, ...]
         if since is not None:
             query = query.where(Refund.created_at >= since)
         if scope is not None:
-            query = query.where(Refund.booking_id.in_(select(Booking.id).where(Booking.builder_id == scope)))
+            query = query.where(Booking.builder_id == scope)
         return query
 
     totals = session.execute(narrowed(
         select(Refund.currency, Refund.status, func.count(Refund.id), func.sum(Refund.amount_cents))
+        .join(Booking, Booking.id == Refund.booking_id)
     ).group_by(Refund.currency, Refund.status).order_by(Refund.currency, Refund.status)).all()
     rows = session.execute(narrowed(
         select(Refund.id, Refund.created_at, Refund.booking_id, Builder.name, Client.email,

@@ -1,0 +1,20 @@
+"""Sign in: email and password (and single sign-on when it is configured). Nothing else is shown."""
+import streamlit as st
+
+from dashboard.lib import auth
+
+st.title("Sign in")
+st.caption("Builders and admins of the booking marketplace.")
+with st.form("sign_in_form"):
+    email = st.text_input("Email", key="sign_in_email")
+    password = st.text_input("Password", type="password", key="sign_in_password")
+    submitted = st.form_submit_button("Sign in", type="primary")
+if submitted:
+    if auth.sign_in(email, password):
+        st.rerun()
+    st.error("Wrong email or password.")
+if auth.sso_configured():
+    st.divider()
+    st.button("Sign in with single sign-on", key="sso", on_click=st.login)
+    if getattr(st.user, "is_logged_in", False):
+        st.warning(f"{st.user.get('email')} has no dashboard account; ask an admin to add one.")

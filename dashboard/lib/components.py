@@ -1,0 +1,231 @@
+"""Pieces of screen used on more than one page: booking filters, a paged table, a booking's detail,
+failed side effects and webhooks with their buttons."""
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+from core.money import Money, MoneyError, format_amount
+from core.reporting import BookingDetail, BookingFilters, Viewer
+from core.states import BookingStatus, PaymentState
+from dashboard.lib import actions, data, tables
+from dashboard.lib.fmt import first_line, payment_label, status_label, when
+
+PAGE_SIZES = (25, 50, 100, 200)
+STATUS_COLORS = {"PENDING_SCHEDULING": "gray", "PENDING_PAYMENT": "orange", "CONFIRMED": "blue",
+                 "COMPLETED": "green", "CANCELED": "red", "EXPIRED": "gray"}
+PAYMENT_COLORS = {"unpaid": "gray", "paid": "green", "partially_refunded": "orange", "refunded": "violet",
+                  "disputed": "red"}
+
+
+def booking_filters(viewer: Viewer, key: str) -> BookingFilters:
+    """Search and filter widgets; returns what they select."""
+    search = st.text_input("Search client name or email", key=f"{key}_search",
+                           placeholder="e.g. alice or @example.com")
+    first, second, third = st.columns(3)
+    statuses = first.multiselect("Booking status", [s.value for s in BookingStatus], key=f"{key}_status",
+                                 format_func=status_label)
+    payments = second.multiselect("Payment status", [p.value for p in PaymentState], key=f"{key}_payment",
+                                  format_func=payment_label)
+    types = dict(data.session_types(viewer))
+    session_type = third.selectbox("Session type", [None, *types], key=f"{key}_type",
+                                   format_func=lambda tid: "All session types" if tid is None else types[tid])
+    first, second, third, fourth = st.columns(4)
+    date_field = first.radio("Dates refer to", ["created", "start"], key=f"{key}_date_field", horizontal=True,
+                             format_func=lambda f: "when booked" if f == "created" else "session time")
+    date_from = second.date_input("From", value=None, key=f"{key}_from")
+    date_to = third.date_input("To", value=None, key=f"{key}_to")
+    builder_id = None
+    if viewer.is_admin:
+        builders = dict(data.builders(viewer))
+        builder_id = fourth.selectbox("Builder", [None, *builders], key=f"{key}_builder",
+                                      format_func=lambda bid: "All builders" if bid is None else builders[bid])
+    return BookingFilters(statuses=tuple(statuses), payment_statuses=tuple(payments), date_from=date_from,
+                          date_to=date_to, date_field=date_field, session_type_id=session_type,
+                          search=search.strip(), builder_id=builder_id)
+
+
+def page_size(key: str) -> int:
+    """The rows-per-page choice of the table `key` (its selectbox may not be drawn yet)."""
+    return st.session_state.setdefault(f"{key}_size", PAGE_SIZES[1])
+
+
+def page_controls(total: int, key: str) -> tuple[int, int]:
+    """Page size and page number (1-based) for `total` rows."""
+    size = page_size(key)
+    pages = max((total + size - 1) // size, 1)
+    if st.session_state.get(f"{key}_page", 1) > pages:
+        st.session_state[f"{key}_page"] = 1
+    left, right = st.columns([3, 1])
+    with left:
+        page = st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, step=1, key=f"{key}_page")
+    right.selectbox("Rows per page", PAGE_SIZES, key=f"{key}_size")
+    return int(page), size
+
+
+def bookings_list(viewer: Viewer, tz: str, key: str, *, empty_message: str) -> list[str]:
+    """Filters, the paged table and a CSV download; returns the ids shown on this page."""
+    filters = booking_filters(viewer, key)
+    total = data.bookings(viewer, filters, 1, page_size(key)).total
+    if total == 0:
+        any_at_all = data.bookings(viewer, BookingFilters(), 1, 1).total
+        st.info(empty_message if not any_at_all else "No bookings match these filters.")
+        return []
+    page, size = page_controls(total, key)
+    result = data.bookings(viewer, filters, page, size)
+    first = (result.page - 1) * result.page_size + 1
+    st.caption(f"{first}–{first + len(result.rows) - 1} of {result.total:,} bookings")
+    st.dataframe(tables.bookings_frame(result.rows, tz, with_builder=viewer.is_admin), hide_index=True,
+                 key=f"{key}_table")
+    st.download_button("Download these bookings (CSV)", data=lambda: data.bookings_csv(viewer, filters),
+                       file_name="bookings.csv", mime="text/csv", key=f"{key}_csv")
+    return [row.id for row in result.rows]
+
+
+# ---------------------------------------------------------------- one booking
+def booking_detail(viewer: Viewer, detail: BookingDetail, tz: str) -> None:
+    st.subheader(f"{detail.client_name or detail.client_email} · {detail.session_type_name}")
+    st.caption(f"Booking `{detail.id}` with {detail.builder_name}, booked {when(detail.created_at, tz)}")
+    st.markdown(f":{STATUS_COLORS.get(detail.status, 'gray')}-badge[{status_label(detail.status)}] "
+                f":{PAYMENT_COLORS.get(detail.payment_status, 'gray')}-badge[{payment_label(detail.payment_status)}]")
+    cols = st.columns(4)
+    cols[0].metric("Price", detail.money(detail.amount_cents))
+    cols[1].metric("Paid", detail.money(detail.paid_cents))
+    cols[2].metric("Refunded", detail.money(detail.refunded_cents))
+    cols[3].metric("Refundable", detail.money(detail.refundable_cents))
+    facts = {
+        "Session": when(detail.start_time, tz, with_zone=True) or "not scheduled yet",
+        "Client": f"{detail.client_name} <{detail.client_email}>",
+        "Client's timezone": detail.invitee_timezone or "",
+        "Hold ends": when(detail.hold_expires_at, tz, with_zone=True),
+        "Calendly event": detail.calendly_event_uri or "",
+        "Stripe checkout": detail.stripe_checkout_session_id or "",
+        "Canceled": f"{detail.cancel_reason} (by {detail.canceled_by})" if detail.cancel_reason else "",
+    }
+    st.markdown("\n".join(f"- **{k}:** {v}" for k, v in facts.items() if v))
+    if viewer.is_admin:
+        booking_actions(viewer, detail)
+    st.markdown("#### History")
+    st.dataframe(tables.history_frame(detail.history, tz), hide_index=True, key="detail_history")
+    st.markdown("#### Payments")
+    if detail.payments:
+        st.dataframe(tables.payments_frame(detail.payments, tz), hide_index=True, key="detail_payments")
+    else:
+        st.caption("No payment yet.")
+    st.markdown("#### Refunds")
+    if detail.refunds:
+        st.dataframe(tables.refunds_frame(detail.refunds, tz), hide_index=True, key="detail_refunds")
+    else:
+        st.caption("No refunds.")
+    st.markdown("#### Side effects (outbox)")
+    outbox_entries(viewer, detail.outbox, tz, key="detail")
+    st.markdown("#### Webhook events")
+    webhook_events(viewer, detail.webhooks, tz, key="detail")
+
+
+def _prefill_refund(detail: BookingDetail) -> None:
+    # Refill the amount with the policy's suggestion whenever the booking or its refunds change.
+    marker = (detail.id, detail.refunded_cents)
+    if st.session_state.get("refund_prefill_for") != marker:
+        st.session_state["refund_prefill_for"] = marker
+        st.session_state["refund_amount"] = str(Money(detail.suggested_refund_cents, detail.currency).major)
+
+
+def booking_actions(viewer: Viewer, detail: BookingDetail) -> None:
+    st.markdown("#### Actions")
+    refund_col, cancel_col = st.columns(2)
+    with refund_col.container(border=True):
+        st.markdown("**Refund**")
+        if detail.paid_cents <= 0:
+            st.caption("Nothing was paid for this booking.")
+        elif detail.refundable_cents <= 0:
+            st.caption("Fully refunded.")
+        else:
+            _prefill_refund(detail)
+            st.caption(f"Refundable: {detail.money(detail.refundable_cents)}. Policy now: "
+                       f"{detail.money(detail.suggested_refund_cents)} — {detail.suggested_refund_reason}.")
+            text = st.text_input(f"Amount ({detail.currency})", key="refund_amount")
+            reason = st.text_input("Reason (the client sees it)", key="refund_reason")
+            left, right = st.columns(2)
+            if left.button("Refund this amount…", key="refund_open"):
+                try:
+                    amount = Money.from_major(text.strip(), detail.currency).amount
+                except MoneyError as error:
+                    st.error(f"Not an amount: {error}")
+                else:
+                    actions.ask_to_confirm(
+                        "refund",
+                        f"Refund **{format_amount(amount, detail.currency)}** ({detail.currency}) to "
+                        f"{detail.client_email}? The refundable remainder is "
+                        f"{detail.money(detail.refundable_cents)}.",
+                        booking_id=detail.id, amount_cents=amount, currency=detail.currency, reason=reason)
+            if right.button("Refund the rest in full…", key="refund_full_open"):
+                actions.ask_to_confirm(
+                    "refund",
+                    f"Refund the full remainder, **{detail.money(detail.refundable_cents)}** "
+                    f"({detail.currency}), to {detail.client_email}?",
+                    booking_id=detail.id, amount_cents=detail.refundable_cents, currency=detail.currency,
+                    reason=reason)
+    with cancel_col.container(border=True):
+        st.markdown("**Cancel**")
+        if not detail.can_cancel:
+            st.caption(f"A {status_label(detail.status).lower()} booking cannot be canceled.")
+        else:
+            st.caption("Cancels the Calendly event and refunds by the cancellation policy "
+                       f"(now: {detail.money(detail.suggested_refund_cents)}).")
+            reason = st.text_input("Reason for canceling", key="cancel_reason")
+            if st.button("Cancel booking…", key="cancel_open"):
+                actions.ask_to_confirm(
+                    "cancel",
+                    f"Cancel {detail.client_email}'s booking of {detail.session_type_name}? The Calendly "
+                    f"event is canceled and the policy refunds {detail.money(detail.suggested_refund_cents)} "
+                    f"({detail.currency}).",
+                    booking_id=detail.id, currency=detail.currency, reason=reason)
+        if detail.can_resend_payment_link and st.button("Resend payment link", key="resend_link"):
+            actions.resend_payment_link(viewer, detail.id)
+            st.rerun()
+
+
+def outbox_entries(viewer: Viewer, entries, tz: str, *, key: str) -> None:
+    if not entries:
+        st.caption("None.")
+        return
+    st.dataframe(tables.outbox_frame(entries, tz), hide_index=True, key=f"{key}_outbox")
+    if not viewer.is_admin:
+        return
+    for entry in entries:
+        if entry.status == "failed" or (entry.status == "pending" and entry.last_error):
+            label, button = st.columns([4, 1])
+            label.markdown(f"**#{entry.id} {entry.kind}** ({entry.status}, {entry.attempts} attempts): "
+                           f"{first_line(entry.last_error)}")
+            if button.button("Retry now", key=f"retry_{entry.id}"):
+                actions.retry_outbox(viewer, entry.id)
+                st.rerun()
+
+
+def webhook_events(viewer: Viewer, events, tz: str, *, key: str) -> None:
+    if not events:
+        st.caption("None.")
+        return
+    st.dataframe(tables.webhooks_frame(events, tz), hide_index=True, key=f"{key}_webhooks")
+    if not viewer.is_admin:
+        return
+    for event in events:
+        with st.expander(f"#{event.id} {event.provider} {event.event_type} — {event.outcome}"):
+            if event.error:
+                st.code(event.error, language=None)
+            if st.toggle("Show raw payload", key=f"{key}_raw_{event.id}"):
+                payload = data.webhook_payload(viewer, event.id)
+                st.json(_parsed(payload.raw_body))
+                st.caption(f"Headers kept: {payload.headers}")
+            if event.replayable and st.button("Reprocess", key=f"reprocess_{event.id}"):
+                actions.reprocess_webhook(viewer, event.id)
+                st.rerun()
+
+
+def _parsed(raw: str):
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return {"raw": raw}

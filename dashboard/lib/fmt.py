@@ -1,0 +1,73 @@
+"""How things read on screen: money with its currency, times in the viewer's timezone, labels."""
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from core.money import format_amount
+
+STATUS_LABELS = {
+    "PENDING_SCHEDULING": "Choosing a time",
+    "PENDING_PAYMENT": "Awaiting payment",
+    "CONFIRMED": "Confirmed",
+    "COMPLETED": "Completed",
+    "CANCELED": "Canceled",
+    "EXPIRED": "Expired",
+}
+PAYMENT_LABELS = {
+    "unpaid": "Unpaid",
+    "paid": "Paid",
+    "partially_refunded": "Partially refunded",
+    "refunded": "Refunded",
+    "disputed": "Disputed",
+}
+ADMIN_TIMEZONES = ["UTC", "Europe/London", "Europe/Berlin", "America/New_York", "America/Los_Angeles",
+                   "Asia/Tokyo", "Australia/Sydney"]
+
+
+def money(amount_cents: int | None, currency: str) -> str:
+    return "" if amount_cents is None else format_amount(int(amount_cents), currency)
+
+
+def zone(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except Exception:
+        return ZoneInfo("UTC")
+
+
+def when(value: datetime | None, tz: str, *, with_zone: bool = False) -> str:
+    """'Tue 04 Jun 2024 14:00' in `tz`; '' for no time."""
+    if value is None:
+        return ""
+    local = value.astimezone(zone(tz))
+    text = local.strftime("%a %d %b %Y %H:%M")
+    return f"{text} {local.tzname()}" if with_zone else text
+
+
+def status_label(status: str) -> str:
+    return STATUS_LABELS.get(status, status)
+
+
+def payment_label(state: str) -> str:
+    return PAYMENT_LABELS.get(state, state)
+
+
+def minutes_until(value: datetime | None, now: datetime) -> str:
+    if value is None:
+        return ""
+    minutes = int((value - now).total_seconds() // 60)
+    return f"in {minutes} min" if minutes >= 0 else f"{-minutes} min ago"
+
+
+def percent(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}"
+
+
+def first_line(text: str | None, limit: int = 120) -> str:
+    if not text:
+        return ""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    # Tracebacks end with the error; everything else starts with it.
+    line = lines[-1] if text.lstrip().startswith("Traceback") and lines else (lines[0] if lines else "")
+    return line if len(line) <= limit else line[: limit - 1] + "…"

@@ -1,0 +1,45 @@
+"""The frame around every page: who is signed in, the timezone, sign-out, and last action's outcome."""
+from __future__ import annotations
+
+import streamlit as st
+
+from core.reporting import Viewer
+from dashboard.lib import actions, auth
+from dashboard.lib.fmt import ADMIN_TIMEZONES
+
+TZ_KEY = "admin_timezone"
+
+
+def viewer_timezone(viewer: Viewer) -> str:
+    """Builders see their own timezone; admins the one picked in the sidebar (UTC by default)."""
+    if viewer.is_admin:
+        return st.session_state.get(TZ_KEY, "UTC")
+    return viewer.timezone or "UTC"
+
+
+def page(title: str, *, admin_only: bool = False, caption: str | None = None) -> Viewer:
+    """Start a page: stop unless someone (an admin, if asked) is signed in; draw the frame."""
+    viewer = auth.current_user()
+    if viewer is None:
+        st.stop()
+    if admin_only and not viewer.is_admin:
+        st.error("This page is for admins.")
+        st.stop()
+    with st.sidebar:
+        st.caption(f"Signed in as **{viewer.email}** ({viewer.role})")
+        if viewer.is_admin:
+            zones = list(ADMIN_TIMEZONES)
+            browser = getattr(st.context, "timezone", None)
+            if browser and browser not in zones:
+                zones.insert(1, browser)
+            st.selectbox("Show times in", zones, key=TZ_KEY)
+        else:
+            st.caption(f"Times are shown in {viewer.timezone}.")
+        if st.button("Sign out", key="sign_out"):
+            auth.sign_out()
+            st.rerun()
+    st.title(title)
+    if caption:
+        st.caption(caption)
+    actions.show_outcome()
+    return viewer

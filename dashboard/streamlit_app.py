@@ -1,0 +1,41 @@
+"""The dashboard's entry point: sign-in gate, then the pages the signed-in role may open.
+
+A page that is not in the navigation cannot be reached, whatever URL is typed; each admin page
+checks the role again, and the reports refuse another builder's data underneath.
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `streamlit run` puts only dashboard/ on the path
+
+import streamlit as st  # noqa: E402
+
+from dashboard.lib.auth import current_user  # noqa: E402
+
+st.set_page_config(page_title="Bookings dashboard", page_icon=":material/event_available:", layout="wide")
+
+viewer = current_user()
+if viewer is None:
+    pages = st.navigation([st.Page("app_pages/sign_in.py", title="Sign in")], position="hidden")
+elif viewer.is_admin:
+    pages = st.navigation({
+        "Marketplace": [
+            st.Page("app_pages/admin_overview.py", title="Overview", icon=":material/monitoring:", default=True),
+            st.Page("app_pages/admin_pending.py", title="Pending payments", icon=":material/hourglass_top:"),
+            st.Page("app_pages/admin_bookings.py", title="Bookings", icon=":material/list_alt:"),
+        ],
+        "Money": [
+            st.Page("app_pages/admin_refunds.py", title="Refunds", icon=":material/undo:"),
+            st.Page("app_pages/earnings.py", title="Earnings", icon=":material/payments:"),
+            st.Page("app_pages/prices.py", title="Builders and prices", icon=":material/sell:"),
+        ],
+        "Operations": [st.Page("app_pages/admin_operations.py", title="Failures", icon=":material/error:")],
+    })
+else:
+    pages = st.navigation([
+        st.Page("app_pages/upcoming.py", title="Upcoming sessions", icon=":material/event:", default=True),
+        st.Page("app_pages/my_bookings.py", title="Bookings", icon=":material/list_alt:"),
+        st.Page("app_pages/earnings.py", title="Earnings", icon=":material/payments:"),
+        st.Page("app_pages/prices.py", title="Session types and prices", icon=":material/sell:"),
+    ])
+pages.run()
