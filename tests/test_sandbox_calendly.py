@@ -5,58 +5,31 @@ import hashlib
 import hmac
 import json
 import re
-import socket
 import subprocess
 import sys
 import threading
 import time
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-import uvicorn
 from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # no project-wide pytest pythonpath yet
-    sys.path.insert(0, str(ROOT))
-
-from webhook_service.sandbox.calendly_standin import (  # noqa: E402
+from tests.servers import free_port, serve
+from webhook_service.sandbox.calendly_standin import (
     create_app, sandbox_event_type_uris, sandbox_user_uri,
 )
+
+ROOT = Path(__file__).resolve().parent.parent
 
 KEY = "test-calendly-signing-key"
 KEY2 = "second-subscription-key"
 TOKEN = "sandbox-ada"
 HTTP = requests.Session()
 HTTP.trust_env = False
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def serve(app, port: int):
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 10
-    while not server.started:
-        assert time.time() < deadline, "server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(5)
 
 
 class Receiver:

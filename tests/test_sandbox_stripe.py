@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import sys
 import threading
 import time
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 import requests
@@ -18,38 +14,13 @@ import stripe
 import uvicorn
 from fastapi import FastAPI, Request, Response
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from webhook_service.sandbox import stripe_standin  # noqa: E402
-from webhook_service.sandbox.stripe_standin import create_app  # noqa: E402
-from webhook_service.sandbox.stripe_wire import decode_form, format_amount  # noqa: E402
+from tests.servers import serve
+from webhook_service.sandbox import stripe_standin
+from webhook_service.sandbox.stripe_standin import create_app
+from webhook_service.sandbox.stripe_wire import decode_form, format_amount
 
 SECRET_KEY = "sk_test_standin_123"
 WEBHOOK_SECRET = "whsec_test_standin"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def serve(app: FastAPI):
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           timeout_graceful_shutdown=1))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 10
-    while not server.started:
-        assert thread.is_alive() and time.time() < deadline, "server did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=5)
 
 
 class Receiver:
