@@ -56,7 +56,8 @@ class Visitor:
                         hashlib.sha256).hexdigest()
 
     def check_csrf(self, token: str | None) -> None:
-        if not token or not hmac.compare_digest(token, self.csrf_token()):
+        # Bytes: compare_digest raises TypeError on non-ASCII text, and a form can send any.
+        if not token or not hmac.compare_digest(token.encode("utf-8", "surrogatepass"), self.csrf_token().encode()):
             raise HTTPException(403, "this form has expired; reload the page and try again")
 
     def sign_in(self, email: str, name: str | None = None) -> None:

@@ -30,7 +30,14 @@ def local_time_iso(value: str | None, tz: str | None = None) -> str:
     return local_time(datetime.fromisoformat(value) if value else None, tz)
 
 
-templates.env.globals.update(money=format_amount, local_time=local_time, local_time_iso=local_time_iso)
+def http_url(value: str | None) -> str | None:
+    """A link from a provider, only if it is http(s): autoescaping does not stop a javascript: href."""
+    text = (value or "").strip()
+    return text if text.lower().startswith(("https://", "http://")) else None
+
+
+templates.env.globals.update(money=format_amount, local_time=local_time, local_time_iso=local_time_iso,
+                             http_url=http_url)
 
 
 def page(request: Request, name: str, status_code: int = 200, **context) -> HTMLResponse:

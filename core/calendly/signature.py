@@ -107,5 +107,7 @@ def verify_calendly_signature(
     if not any(hmac.compare_digest(expected, candidate) for candidate in candidates):
         raise SignatureError("mismatch", "signature does not match the body")
     current = time.time() if now is None else now
+    if timestamp > 10 ** 15:  # absurd but signed: float arithmetic on it would overflow
+        raise SignatureError("stale", "signature timestamp is absurdly far in the future")
     if abs(current - timestamp) > tolerance_seconds:
         raise SignatureError("stale", f"signature timestamp is {int(current - timestamp)}s from now (tolerance {tolerance_seconds}s)")

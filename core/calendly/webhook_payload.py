@@ -338,6 +338,31 @@ def _parse_legacy(name: str, created_at: datetime | None, payload: dict, api_bas
     )
 
 
+# ----- bounds ------------------------------------------------------------------------------------
+
+# Longest values we store (the columns they go to); real ones are a fraction of this.
+_MAX_LENGTHS = {
+    "invitee_uri": 500, "event_uri": 500, "event_type_uri": 500, "old_invitee_uri": 500,
+    "new_invitee_uri": 500, "no_show_uri": 500, "cancel_url": 500, "reschedule_url": 500,
+    "booking_ref": 500, "timezone": 64, "canceler_type": 100,
+}
+
+
+def _within_bounds(hook: CalendlyWebhook) -> CalendlyWebhook:
+    """Refuse values no real delivery has and the database could not store (NUL, absurd lengths)."""
+    for name in CalendlyWebhook.__dataclass_fields__:
+        value = getattr(hook, name)
+        texts = [text for pair in value for text in pair] if name == "questions_and_answers" else [value]
+        for text in texts:
+            if not isinstance(text, str):
+                continue
+            if "\x00" in text:
+                raise PayloadError(f"{name} contains a NUL character")
+            if len(text) > _MAX_LENGTHS.get(name, len(text)):
+                raise PayloadError(f"{name} is longer than {_MAX_LENGTHS[name]} characters")
+    return hook
+
+
 # ----- entry point ---------------------------------------------------------------------------
 
 
@@ -373,9 +398,9 @@ def parse_calendly_webhook(body: bytes | str | dict, *, api_base: str = DEFAULT_
     api_base = api_base.rstrip("/")
 
     if "scheduled_event" in payload or "uri" in payload:
-        return _parse_v2(name, created_at, payload)
+        return _within_bounds(_parse_v2(name, created_at, payload))
     if isinstance(payload.get("invitee"), dict) and isinstance(payload.get("event"), dict):
-        return _parse_legacy(name, created_at, payload, api_base)
+        return _within_bounds(_parse_legacy(name, created_at, payload, api_base))
     raise PayloadError(
         "unrecognised payload shape: expected payload.uri/payload.scheduled_event (v2) "
         "or payload.invitee and payload.event objects (legacy)"

@@ -16,6 +16,13 @@ from core.services.ledger import OPEN_DISPUTE_STATUSES
 from core.states import COMMITTED_REFUND_STATUSES, PaymentState
 
 
+# Constants are inlined, not bound: PostgreSQL only matches a SELECT expression to its GROUP BY
+# twin when both are textually the same, and two bound parameters never are.
+_UTC = literal_column("'UTC'")
+# Inlined too, so that each branch of a UNION has a typed constant.
+_ZERO, _ONE = literal_column("0"), literal_column("1")
+
+
 def paid_cents_of(booking_id) -> ColumnElement[int]:
     return (
         select(func.coalesce(func.sum(Payment.amount_cents), 0))
@@ -33,30 +40,53 @@ def refunded_cents_of(booking_id) -> ColumnElement[int]:
     )
 
 
-def open_disputes_of(booking_id) -> ColumnElement[int]:
-    return (
-        select(func.count(Payment.id))
-        .where(Payment.booking_id == booking_id, Payment.status == "succeeded",
-               Payment.dispute_status.in_(OPEN_DISPUTE_STATUSES))
-        .scalar_subquery()
-    )
-
-
 def payment_status_of(booking_id=Booking.id) -> ColumnElement[str]:
-    """`derive_payment_state` as a SQL CASE over the booking's ledger rows."""
-    paid, refunded = paid_cents_of(booking_id), refunded_cents_of(booking_id)
-    return case(
+    """`derive_payment_state` as one SQL subquery over the booking's ledger rows.
+
+    One correlated subquery reads the booking's succeeded payments and committed refunds once
+    (two index look-ups) and applies the rule to their sums; a CASE over separate sums per total
+    would look each ledger up again for every condition that mentions it (up to five look-ups).
+    """
+    outer = booking_id.table
+    payments = (
+        select(Payment.amount_cents.label("paid"), _ZERO.label("refunded"),
+               case((Payment.dispute_status.in_(OPEN_DISPUTE_STATUSES), _ONE), else_=_ZERO).label("disputes"))
+        .where(Payment.booking_id == booking_id, Payment.status == "succeeded")
+        .correlate(outer)
+    )
+    refunds = (
+        select(_ZERO, Refund.amount_cents, _ZERO)
+        .where(Refund.booking_id == booking_id, Refund.status.in_(COMMITTED_REFUND_STATUSES))
+        .correlate(outer)
+    )
+    ledger = payments.union_all(refunds).subquery("ledger")
+    paid = func.coalesce(func.sum(ledger.c.paid), 0)
+    refunded = func.coalesce(func.sum(ledger.c.refunded), 0)
+    status = case(
         (paid <= 0, literal(PaymentState.UNPAID.value)),
-        (open_disputes_of(booking_id) > 0, literal(PaymentState.DISPUTED.value)),
+        (func.coalesce(func.sum(ledger.c.disputes), 0) > 0, literal(PaymentState.DISPUTED.value)),
         (refunded >= paid, literal(PaymentState.REFUNDED.value)),
         (refunded > 0, literal(PaymentState.PARTIALLY_REFUNDED.value)),
         else_=literal(PaymentState.PAID.value),
     )
+    return select(status).select_from(ledger).correlate(outer).scalar_subquery()
 
 
-# Constants are inlined, not bound: PostgreSQL only matches a SELECT expression to its GROUP BY
-# twin when both are textually the same, and two bound parameters never are.
-_UTC = literal_column("'UTC'")
+def implied_by_payment_statuses(statuses, booking_id=Booking.id) -> ColumnElement[bool] | None:
+    """A cheap condition every booking in one of `statuses` meets, or None.
+
+    Added next to the exact `payment_status_of(...) IN statuses`, never instead of it: it only lets
+    the database skip, by a semi-join on a ledger index, the bookings that cannot match, so the
+    status subquery runs for the few that can. Refunded and partially refunded bookings have a
+    committed refund (refunded > 0); disputed ones an open dispute on a succeeded payment.
+    """
+    wanted = set(statuses)
+    if wanted and wanted <= {PaymentState.REFUNDED.value, PaymentState.PARTIALLY_REFUNDED.value}:
+        return booking_id.in_(select(Refund.booking_id).where(Refund.status.in_(COMMITTED_REFUND_STATUSES)))
+    if wanted == {PaymentState.DISPUTED.value}:
+        return booking_id.in_(select(Payment.booking_id).where(
+            Payment.status == "succeeded", Payment.dispute_status.in_(OPEN_DISPUTE_STATUSES)))
+    return None
 
 
 def _dialect(session: Session) -> str:

@@ -10,15 +10,16 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.calendly import CalendlyWebhook
+from core.calendly import CalendlyWebhook, PayloadError, parse_calendly_webhook
 from core.config import get_settings
 from core.errors import DomainError, NotFound
-from core.models import Booking, BookingHistory, Builder, Client, SessionType, utcnow
+from core.keys import bounded_key
+from core.models import Booking, BookingHistory, Builder, Client, SessionType, WebhookEvent, utcnow
 from core.services import payment_service
 from core.services.notifications import notify
 from core.services.outbox import enqueue
 from core.services.outcome import Outcome
-from core.services.transitions import lock_booking, record, transition
+from core.services.transitions import WITH_PARTIES, lock_booking, record, transition
 from core.states import BookingStatus as S
 
 CALENDLY = "calendly:webhook"
@@ -65,7 +66,8 @@ def _find_booking(session: Session, *refs: str | None, invitee_uris: tuple[str |
     """By our id (utm_content) first, else by a Calendly invitee URI we stored; locked."""
     for ref in refs:
         if ref:
-            booking = session.get(Booking, ref, with_for_update=True, populate_existing=True)
+            booking = session.get(Booking, ref, with_for_update={"of": Booking}, populate_existing=True,
+                                  options=WITH_PARTIES)
             if booking is not None:
                 return booking
     uris = [uri for uri in invitee_uris if uri]
@@ -96,6 +98,10 @@ def apply_invitee_created(session: Session, hook: CalendlyWebhook) -> Outcome:
         _attach_invitee(booking, hook)
         booking.hold_expires_at = utcnow() + timedelta(minutes=get_settings().hold_minutes)
         transition(session, booking, S.PENDING_PAYMENT, cause="invitee_created", actor=CALENDLY, details=details)
+        canceled = _canceled_before_created(session, hook)
+        if canceled is not None:
+            _cancel_as_calendly_did(session, booking, canceled)
+            return Outcome("processed", booking.id, "its invitee.canceled arrived first: canceled")
         notify(session, booking, "awaiting_payment")
         return Outcome("processed", booking.id)
 
@@ -107,6 +113,10 @@ def apply_invitee_created(session: Session, hook: CalendlyWebhook) -> Outcome:
         _attach_invitee(booking, hook)
         record(session, booking, cause="rescheduled", actor=CALENDLY,
                details={**details, "old_invitee": hook.old_invitee_uri, "old_event": old_event})
+        canceled = _canceled_before_created(session, hook)
+        if canceled is not None:
+            _cancel_as_calendly_did(session, booking, canceled)
+            return Outcome("processed", booking.id, "rescheduled; its invitee.canceled arrived first: canceled")
         if status == S.CONFIRMED:
             notify(session, booking, "booking_rescheduled", dedupe=hook.invitee_uri)
         return Outcome("processed", booking.id, "rescheduled")
@@ -116,6 +126,35 @@ def apply_invitee_created(session: Session, hook: CalendlyWebhook) -> Outcome:
     _cancel_calendly_event(session, booking, hook.event_uri, "This booking is no longer active.")
     record(session, booking, cause="stray_invitee_released", actor=CALENDLY, details=details)
     return Outcome("processed", booking.id, "stray invitee: Calendly event canceled")
+
+
+def _canceled_before_created(session: Session, hook: CalendlyWebhook) -> CalendlyWebhook | None:
+    """This invitee's own invitee.canceled if it arrived before this invitee.created.
+
+    It was ignored then (the invitee was not on the booking yet), so without this the booking
+    would wait for a payment for a slot Calendly has already freed. A reschedule's cancel half
+    (rescheduled=true) is not a cancellation of the booking.
+    """
+    from core.services.webhook_ingest import MAX_DEDUPE_KEY  # late: webhook_ingest imports us
+
+    key = bounded_key(f"calendly:invitee.canceled:{hook.invitee_uri}", MAX_DEDUPE_KEY)
+    raw = session.execute(select(WebhookEvent.raw_body).where(
+        WebhookEvent.dedupe_key == key, WebhookEvent.signature_valid.is_(True))).scalar_one_or_none()
+    if raw is None:
+        return None
+    try:
+        canceled = parse_calendly_webhook(raw.encode(), api_base=get_settings().calendly_api_base)
+    except PayloadError:
+        return None
+    return None if canceled.rescheduled else canceled
+
+
+def _cancel_as_calendly_did(session: Session, booking: Booking, hook: CalendlyWebhook) -> None:
+    cancel_booking_locked(
+        session, booking, actor=f"calendly:{hook.canceler_type or 'invitee'}",
+        reason=hook.cancel_reason or "Canceled in Calendly", canceled_by=hook.canceled_by,
+        by_host=hook.canceler_type == "host", calendly_already_canceled=True,
+    )
 
 
 def _attach_invitee(booking: Booking, hook: CalendlyWebhook) -> None:
@@ -141,11 +180,7 @@ def apply_invitee_canceled(session: Session, hook: CalendlyWebhook) -> Outcome:
         return Outcome("ignored", booking.id, "this invitee is not (or no longer) the booking's")
     if S(booking.status) not in (S.PENDING_PAYMENT, S.CONFIRMED):
         return Outcome("ignored", booking.id, f"booking already {booking.status}")
-    cancel_booking_locked(
-        session, booking, actor=f"calendly:{hook.canceler_type or 'invitee'}",
-        reason=hook.cancel_reason or "Canceled in Calendly", canceled_by=hook.canceled_by,
-        by_host=hook.canceler_type == "host", calendly_already_canceled=True,
-    )
+    _cancel_as_calendly_did(session, booking, hook)
     return Outcome("processed", booking.id)
 
 
@@ -168,7 +203,7 @@ def cancel_booking_locked(
     transition(session, booking, S.CANCELED, cause="canceled", actor=actor,
                details={"reason": reason, "by_host": by_host})
     booking.cancel_reason = reason
-    booking.canceled_by = canceled_by or actor
+    booking.canceled_by = (canceled_by or actor)[:200]  # a name from Calendly; the column holds 200
     if booking.calendly_event_uri and not calendly_already_canceled:
         _cancel_calendly_event(session, booking, booking.calendly_event_uri, reason)
     payment_service.close_checkout(session, booking)

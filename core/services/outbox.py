@@ -17,6 +17,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from core.db import insert_ignore, session_scope
+from core.keys import bounded_key
 from core.errors import DomainError, NotFound
 from core.models import OutboxEntry, utcnow
 
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 
 LEASE = timedelta(seconds=60)
 MAX_ATTEMPTS = 12  # with exponential backoff capped at an hour: about a day of retrying
+MAX_IDEMPOTENCY_KEY = 255  # the column, and Stripe's limit for Idempotency-Key
 
 
 class PermanentFailure(Exception):
@@ -41,7 +43,7 @@ def enqueue(
     """Add an entry unless one with this key exists; returns the new id or None (duplicate)."""
     return insert_ignore(
         session, OutboxEntry.__table__,
-        {"kind": kind, "idempotency_key": idempotency_key, "payload": payload,
+        {"kind": kind, "idempotency_key": bounded_key(idempotency_key, MAX_IDEMPOTENCY_KEY), "payload": payload,
          "booking_id": booking_id, "status": "pending", "attempts": 0,
          "next_attempt_at": utcnow(), "created_at": utcnow()},
         ["idempotency_key"],

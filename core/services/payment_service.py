@@ -21,7 +21,7 @@ from core.services.ledger import payment_refundable_cents, summarize
 from core.services.notifications import notify
 from core.services.outbox import enqueue
 from core.services.outcome import Outcome
-from core.services.transitions import lock_booking, record, transition
+from core.services.transitions import WITH_PARTIES, lock_booking, record, transition
 from core.states import BookingStatus as S
 
 STRIPE = "stripe:webhook"
@@ -123,7 +123,8 @@ def close_checkout(session: Session, booking: Booking) -> None:
 def _booking_for_checkout(session: Session, checkout: dict) -> Booking | None:
     booking_id = (checkout.get("metadata") or {}).get("booking_id") or checkout.get("client_reference_id")
     if booking_id:
-        booking = session.get(Booking, booking_id, with_for_update=True, populate_existing=True)
+        booking = session.get(Booking, booking_id, with_for_update={"of": Booking}, populate_existing=True,
+                              options=WITH_PARTIES)
         if booking is not None:
             return booking
     return session.execute(
@@ -153,13 +154,13 @@ def confirm_payment(session: Session, checkout: dict, *, actor: str = STRIPE) ->
     }, ["stripe_payment_intent_id"])
     if payment_id is None:
         return Outcome("ignored", booking.id, "payment already recorded")
-    payment = session.get(Payment, payment_id)
     details = {"payment_intent": intent_id, "amount_cents": amount, "currency": currency}
     record(session, booking, cause="payment_received", actor=actor, details=details)
     late = booking.status != S.PENDING_PAYMENT or checkout.get("id") != booking.stripe_checkout_session_id
     if late:
         # Paid for a booking that can no longer take it (canceled, expired, or a second session):
         # the whole payment goes back, automatically.
+        payment = session.get(Payment, payment_id)
         _create_refund(session, booking, payment, amount, reason="Payment arrived for a booking that "
                        f"was already {booking.status.lower()}", rule="late_payment", actor=actor)
         return Outcome("processed", booking.id, "late payment refunded")

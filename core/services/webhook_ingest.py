@@ -6,6 +6,7 @@ stores the event as failed with its traceback, and answers 5xx so the provider r
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import traceback
@@ -20,14 +21,17 @@ from core.calendly import (
 )
 from core.config import get_settings
 from core.db import insert_ignore, session_scope
+from core.keys import bounded_key
 from core.models import WebhookEvent, utcnow
 from core.services import booking_service, payment_service
 from core.services.outcome import Outcome
+from core.services.stripe_payload import check_stripe_event
 
 log = logging.getLogger(__name__)
 
 FINISHED = ("processed", "ignored", "unmatched")
 KEPT_HEADERS = ("content-type", "user-agent", "calendly-webhook-signature", "stripe-signature")
+MAX_DEDUPE_KEY = 600  # webhook_events.dedupe_key
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,11 @@ class IngestResult:
         return {"outcome": self.outcome, "detail": self.detail}
 
 
+def _stored_text(raw: bytes) -> str:
+    # PostgreSQL text cannot hold NUL; a body with a raw NUL byte is never valid JSON anyway.
+    return raw.decode("utf-8", "replace").replace("\x00", "\ufffd")
+
+
 def _kept(headers: dict[str, str]) -> dict[str, str]:
     lowered = {k.lower(): v for k, v in headers.items()}
     return {k: lowered[k][:1000] for k in KEPT_HEADERS if k in lowered}
@@ -52,26 +61,61 @@ def _store_rejected(engine: Engine, provider: str, raw: bytes, headers: dict, ou
     with session_scope(engine) as session:
         session.add(WebhookEvent(
             provider=provider, dedupe_key=None, event_type=event_type[:100],
-            raw_body=raw.decode("utf-8", "replace"), headers=_kept(headers), signature_valid=False
+            raw_body=_stored_text(raw), headers=_kept(headers), signature_valid=False
             if outcome == "rejected" else True, outcome=outcome, error=error, processed_at=utcnow(),
         ))
 
 
 # ---------------------------------------------------------------- parsing per provider
+# Names whose payload must parse (legacy "invitee.rescheduled" is read as invitee.created).
+HANDLED_CALENDLY_EVENTS = frozenset({
+    "invitee.created", "invitee.canceled", "invitee_no_show.created", "invitee.rescheduled",
+})
+
+
+@dataclass(frozen=True)
+class UnhandledCalendlyEvent:
+    event: str
+
+
 def _calendly_parse(raw: bytes):
-    hook = parse_calendly_webhook(raw, api_base=get_settings().calendly_api_base)
+    try:
+        hook = parse_calendly_webhook(raw, api_base=get_settings().calendly_api_base)
+    except PayloadError:
+        unhandled = _unhandled_calendly(raw)
+        if unhandled is None:
+            raise
+        return unhandled
     return hook.dedupe_key, hook.event, hook
+
+
+def _unhandled_calendly(raw: bytes):
+    """An event we do not handle need not have an invitee payload: keep it and answer 2xx, since
+    Calendly retries a refused delivery for a day and then disables the subscription (rule 6)."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+        return None
+    name = body.get("event") if isinstance(body, dict) else None
+    if not isinstance(name, str) or not name or name in HANDLED_CALENDLY_EVENTS or "\x00" in name:
+        return None
+    payload = body.get("payload")
+    ref = payload.get("uri") if isinstance(payload, dict) else None
+    if not isinstance(ref, str) or not ref or "\x00" in ref:
+        ref = hashlib.sha256(raw).hexdigest()
+    return f"calendly:{name}:{ref}"[:600], name, UnhandledCalendlyEvent(name)
 
 
 def _stripe_parse(raw: bytes):
     try:
         event = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         raise PayloadError("body is not JSON") from None
     data = event.get("data") if isinstance(event, dict) else None
     obj = data.get("object") if isinstance(data, dict) else None
     if not (isinstance(obj, dict) and isinstance(event.get("id"), str) and isinstance(event.get("type"), str)):
         raise PayloadError("not a Stripe event (id, type and data.object are required)")
+    check_stripe_event(event)  # every field its handler reads, so a bad one is a 422, not a 500
     return f"stripe:{event['id']}", event["type"], event
 
 
@@ -120,12 +164,15 @@ def verify_signature(provider: str, raw: bytes, headers: dict[str, str]) -> None
         return
     header = lowered.get("stripe-signature")
     if not header:
-        raise SignatureError("missing")
+        raise SignatureError("missing", "no Stripe-Signature header")
+    if not header.isascii():  # the SDK's compare_digest raises TypeError on non-ASCII text
+        raise SignatureError("malformed", "Stripe-Signature header is not ASCII")
     try:
         stripe.WebhookSignature.verify_header(raw.decode("utf-8", "replace"), header,
                                               settings.stripe_webhook_secret, tolerance=300)
     except stripe.SignatureVerificationError as error:
-        raise SignatureError("stale" if "tolerance" in str(error).lower() else "mismatch") from None
+        reason = "stale" if "tolerance" in str(error).lower() else "mismatch"
+        raise SignatureError(reason, str(error)) from None
 
 
 # ---------------------------------------------------------------- the one entry point
@@ -148,11 +195,12 @@ def ingest(engine: Engine, provider: str, raw: bytes, headers: dict[str, str]) -
 def process(engine: Engine, provider: str, raw: bytes, headers: dict, dedupe_key: str,
             event_type: str, parsed) -> IngestResult:
     _parse, dispatch = PROVIDERS[provider]
+    dedupe_key = bounded_key(dedupe_key, MAX_DEDUPE_KEY)
     try:
         with session_scope(engine) as session:
             event_id = insert_ignore(session, WebhookEvent.__table__, {
                 "provider": provider, "dedupe_key": dedupe_key, "event_type": event_type[:100],
-                "raw_body": raw.decode("utf-8", "replace"), "headers": _kept(headers),
+                "raw_body": _stored_text(raw), "headers": _kept(headers),
                 "signature_valid": True, "outcome": "received", "attempts": 0,
                 "received_at": utcnow(),
             }, ["dedupe_key"])
@@ -180,7 +228,7 @@ def _mark_failed(engine, provider, raw, headers, dedupe_key, event_type, failure
     with session_scope(engine) as session:
         insert_ignore(session, WebhookEvent.__table__, {
             "provider": provider, "dedupe_key": dedupe_key, "event_type": event_type[:100],
-            "raw_body": raw.decode("utf-8", "replace"), "headers": _kept(headers),
+            "raw_body": _stored_text(raw), "headers": _kept(headers),
             "signature_valid": True, "outcome": "failed", "attempts": 0, "received_at": utcnow(),
         }, ["dedupe_key"])
         row = session.execute(

@@ -4,6 +4,7 @@ import streamlit as st
 
 from core.errors import DomainError
 from dashboard.lib import actions, components, data, layout
+from dashboard.lib.fmt import md
 
 viewer = layout.page("Bookings", admin_only=True)
 tz = layout.viewer_timezone(viewer)
@@ -21,7 +22,7 @@ if booking_id:
     try:
         detail = data.detail(viewer, booking_id)
     except DomainError as error:
-        st.error(str(error))
+        st.error(md(error))  # the message can repeat the id that was typed
     else:
         components.booking_detail(viewer, detail, tz)
 actions.confirm_pending(viewer)

@@ -5,7 +5,7 @@ import streamlit as st
 
 from core.models import utcnow
 from dashboard.lib import actions, data, layout, tables
-from dashboard.lib.fmt import zone
+from dashboard.lib.fmt import md, zone
 
 viewer = layout.page("Pending payments", admin_only=True,
                      caption="Slots held for clients who have not paid yet. Holds are released automatically "
@@ -31,7 +31,7 @@ def pending_payments():
         st.rerun()
     if right.button("Cancel booking…", key="pending_cancel"):
         actions.ask_to_confirm(
-            "cancel", f"Cancel {row.client_email}'s booking of {row.session_type_name}? The held Calendly "
+            "cancel", f"Cancel {md(row.client_email)}'s booking of {md(row.session_type_name)}? The held Calendly "
                       "slot is released; nothing was paid, so nothing is refunded.",
             booking_id=row.id, currency=row.currency, reason="Canceled by admin while awaiting payment")
         st.rerun()

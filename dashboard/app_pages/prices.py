@@ -3,7 +3,7 @@ import streamlit as st
 
 from core.money import Money, MoneyError
 from dashboard.lib import actions, data, layout
-from dashboard.lib.fmt import money
+from dashboard.lib.fmt import md, money
 
 viewer = layout.page("Session types and prices",
                      caption="A new price applies to new bookings; existing bookings keep theirs.")
@@ -13,14 +13,14 @@ if not any(b.session_types for b in builders):
             "`python -m core set-price` to make it bookable.")
 for builder in builders:
     if viewer.is_admin:
-        st.subheader(builder.name)
-        st.caption(f"{builder.email} · {builder.timezone}")
+        st.subheader(md(builder.name))
+        st.caption(f"{md(builder.email)} · {md(builder.timezone)}")
     if not builder.session_types:
         st.caption("No session types priced yet.")
     for session_type in builder.session_types:
-        with st.expander(f"{session_type.name or 'Untitled'} — {money(session_type.price_cents, session_type.currency)}"
+        with st.expander(f"{md(session_type.name or 'Untitled')} — {money(session_type.price_cents, session_type.currency)}"
                          f"{'' if session_type.active else ' (not bookable)'} · {session_type.bookings} bookings"):
-            st.caption(f"{session_type.duration_minutes or '?'} minutes · Calendly: {session_type.calendly_event_type_uri}")
+            st.caption(f"{session_type.duration_minutes or '?'} minutes · Calendly: {md(session_type.calendly_event_type_uri)}")
             with st.form(f"price_{session_type.id}"):
                 left, middle, right = st.columns(3)
                 amount = left.text_input("Price", value=str(Money(session_type.price_cents, session_type.currency).major),
@@ -32,7 +32,7 @@ for builder in builders:
                     try:
                         cents = Money.from_major(amount.strip(), currency.strip()).amount
                     except MoneyError as error:
-                        st.error(f"Not saved: {error}")
+                        st.error(f"Not saved: {md(error)}")
                     else:
                         actions.update_price(viewer, session_type.id, cents, currency.strip(), active)
                         st.rerun()

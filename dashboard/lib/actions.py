@@ -18,6 +18,7 @@ from core.reporting import Viewer
 from core.reporting import actions as service
 from core.states import IllegalTransition
 from dashboard.lib import data
+from dashboard.lib.fmt import md
 
 OUTCOME_KEY = "action_outcome"
 PENDING_KEY = "pending_action"
@@ -41,7 +42,7 @@ def _run(viewer: Viewer, call: Callable[..., Any], describe: Callable[[Any], str
         with session_scope() as session:
             result = call(session, viewer, *args, **kwargs)
     except (DomainError, IllegalTransition) as error:
-        _report("error", f"Not done: {error}")
+        _report("error", f"Not done: {error}")  # the services' own wording
         return False
     data.clear()
     _report("success", describe(result))
@@ -65,7 +66,7 @@ def cancel(viewer: Viewer, booking_id: str, currency: str, reason: str) -> bool:
 
 
 def resend_payment_link(viewer: Viewer, booking_id: str) -> bool:
-    return _run(viewer, service.resend_payment_link, lambda email: f"Payment link sent again to {email}.",
+    return _run(viewer, service.resend_payment_link, lambda email: f"Payment link sent again to {md(email)}.",
                 booking_id)
 
 
@@ -79,20 +80,20 @@ def reprocess_webhook(viewer: Viewer, event_id: int) -> bool:
     try:
         result = service.reprocess_webhook(get_engine(), viewer, event_id)
     except DomainError as error:
-        _report("error", f"Not done: {error}")
+        _report("error", f"Not done: {md(error)}")
         return False
     data.clear()
     if result.ok:
         _report("success", f"Webhook event #{event_id} reprocessed: {result.outcome}"
-                           + (f" ({result.detail})" if result.detail else "") + ".")
+                           + (f" ({md(result.detail)})" if result.detail else "") + ".")
     else:
-        _report("error", f"Webhook event #{event_id} was not processed: {result.outcome} — {result.detail}")
+        _report("error", f"Webhook event #{event_id} was not processed: {result.outcome} — {md(result.detail)}")
     return result.ok
 
 
 def update_price(viewer: Viewer, session_type_id: int, amount_cents: int, currency: str, active: bool) -> bool:
     return _run(viewer, service.update_price,
-                lambda st_: f"{st_.name or 'Session type'} now costs "
+                lambda st_: f"{md(st_.name or 'Session type')} now costs "
                             f"{format_amount(st_.price_cents, st_.currency)}"
                             f"{'' if st_.active else ' (not bookable)'}.",
                 session_type_id, amount_cents, currency, active=active)

@@ -10,7 +10,7 @@ from core.money import Money, MoneyError, format_amount
 from core.reporting import BookingDetail, BookingFilters, Viewer
 from core.states import BookingStatus, PaymentState
 from dashboard.lib import actions, data, tables
-from dashboard.lib.fmt import first_line, payment_label, status_label, when
+from dashboard.lib.fmt import first_line, md, payment_label, status_label, when
 
 PAGE_SIZES = (25, 50, 100, 200)
 STATUS_COLORS = {"PENDING_SCHEDULING": "gray", "PENDING_PAYMENT": "orange", "CONFIRMED": "blue",
@@ -85,8 +85,9 @@ def bookings_list(viewer: Viewer, tz: str, key: str, *, empty_message: str) -> l
 
 # ---------------------------------------------------------------- one booking
 def booking_detail(viewer: Viewer, detail: BookingDetail, tz: str) -> None:
-    st.subheader(f"{detail.client_name or detail.client_email} · {detail.session_type_name}")
-    st.caption(f"Booking `{detail.id}` with {detail.builder_name}, booked {when(detail.created_at, tz)}")
+    # Names, emails and reasons come from clients and providers: md() shows them as typed.
+    st.subheader(f"{md(detail.client_name or detail.client_email)} · {md(detail.session_type_name)}")
+    st.caption(f"Booking `{detail.id}` with {md(detail.builder_name)}, booked {when(detail.created_at, tz)}")
     st.markdown(f":{STATUS_COLORS.get(detail.status, 'gray')}-badge[{status_label(detail.status)}] "
                 f":{PAYMENT_COLORS.get(detail.payment_status, 'gray')}-badge[{payment_label(detail.payment_status)}]")
     cols = st.columns(4)
@@ -96,12 +97,12 @@ def booking_detail(viewer: Viewer, detail: BookingDetail, tz: str) -> None:
     cols[3].metric("Refundable", detail.money(detail.refundable_cents))
     facts = {
         "Session": when(detail.start_time, tz, with_zone=True) or "not scheduled yet",
-        "Client": f"{detail.client_name} <{detail.client_email}>",
-        "Client's timezone": detail.invitee_timezone or "",
+        "Client": f"{md(detail.client_name)} {md(f'<{detail.client_email}>')}",
+        "Client's timezone": md(detail.invitee_timezone or ""),
         "Hold ends": when(detail.hold_expires_at, tz, with_zone=True),
-        "Calendly event": detail.calendly_event_uri or "",
-        "Stripe checkout": detail.stripe_checkout_session_id or "",
-        "Canceled": f"{detail.cancel_reason} (by {detail.canceled_by})" if detail.cancel_reason else "",
+        "Calendly event": md(detail.calendly_event_uri or ""),
+        "Stripe checkout": md(detail.stripe_checkout_session_id or ""),
+        "Canceled": f"{md(detail.cancel_reason)} (by {md(detail.canceled_by or '')})" if detail.cancel_reason else "",
     }
     st.markdown("\n".join(f"- **{k}:** {v}" for k, v in facts.items() if v))
     if viewer.is_admin:
@@ -157,14 +158,14 @@ def booking_actions(viewer: Viewer, detail: BookingDetail) -> None:
                     actions.ask_to_confirm(
                         "refund",
                         f"Refund **{format_amount(amount, detail.currency)}** ({detail.currency}) to "
-                        f"{detail.client_email}? The refundable remainder is "
+                        f"{md(detail.client_email)}? The refundable remainder is "
                         f"{detail.money(detail.refundable_cents)}.",
                         booking_id=detail.id, amount_cents=amount, currency=detail.currency, reason=reason)
             if right.button("Refund the rest in full…", key="refund_full_open"):
                 actions.ask_to_confirm(
                     "refund",
                     f"Refund the full remainder, **{detail.money(detail.refundable_cents)}** "
-                    f"({detail.currency}), to {detail.client_email}?",
+                    f"({detail.currency}), to {md(detail.client_email)}?",
                     booking_id=detail.id, amount_cents=detail.refundable_cents, currency=detail.currency,
                     reason=reason)
     with cancel_col.container(border=True):
@@ -178,7 +179,7 @@ def booking_actions(viewer: Viewer, detail: BookingDetail) -> None:
             if st.button("Cancel booking…", key="cancel_open"):
                 actions.ask_to_confirm(
                     "cancel",
-                    f"Cancel {detail.client_email}'s booking of {detail.session_type_name}? The Calendly "
+                    f"Cancel {md(detail.client_email)}'s booking of {md(detail.session_type_name)}? The Calendly "
                     f"event is canceled and the policy refunds {detail.money(detail.suggested_refund_cents)} "
                     f"({detail.currency}).",
                     booking_id=detail.id, currency=detail.currency, reason=reason)
@@ -197,8 +198,8 @@ def outbox_entries(viewer: Viewer, entries, tz: str, *, key: str) -> None:
     for entry in entries:
         if entry.status == "failed" or (entry.status == "pending" and entry.last_error):
             label, button = st.columns([4, 1])
-            label.markdown(f"**#{entry.id} {entry.kind}** ({entry.status}, {entry.attempts} attempts): "
-                           f"{first_line(entry.last_error)}")
+            label.markdown(f"**#{entry.id} {md(entry.kind)}** ({entry.status}, {entry.attempts} attempts): "
+                           f"{md(first_line(entry.last_error))}")
             if button.button("Retry now", key=f"retry_{entry.id}"):
                 actions.retry_outbox(viewer, entry.id)
                 st.rerun()
@@ -212,13 +213,13 @@ def webhook_events(viewer: Viewer, events, tz: str, *, key: str) -> None:
     if not viewer.is_admin:
         return
     for event in events:
-        with st.expander(f"#{event.id} {event.provider} {event.event_type} — {event.outcome}"):
+        with st.expander(f"#{event.id} {md(event.provider)} {md(event.event_type)} — {md(event.outcome)}"):
             if event.error:
                 st.code(event.error, language=None)
             if st.toggle("Show raw payload", key=f"{key}_raw_{event.id}"):
                 payload = data.webhook_payload(viewer, event.id)
                 st.json(_parsed(payload.raw_body))
-                st.caption(f"Headers kept: {payload.headers}")
+                st.caption(f"Headers kept: {md(payload.headers)}")
             if event.replayable and st.button("Reprocess", key=f"reprocess_{event.id}"):
                 actions.reprocess_webhook(viewer, event.id)
                 st.rerun()

@@ -1,6 +1,7 @@
 """How things read on screen: money with its currency, times in the viewer's timezone, labels."""
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -62,6 +63,28 @@ def minutes_until(value: datetime | None, now: datetime) -> str:
 
 def percent(value: float | None) -> str:
     return "–" if value is None else f"{value:.1%}"
+
+
+# Markdown (and Streamlit's additions to it: :color[…], :emoji:, $math$) that outside text must not
+# be able to start. Plain text — names, emails, ids like bk_1 — passes through unchanged.
+_ALWAYS = re.compile(r"([\\`*\[\]<>$~|])")
+_EMPHASIS_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+_ENTITY = re.compile(r"&(?=#?\w+;)")
+_SHORTCODE_COLON = re.compile(r":(?!//)(?=[\w/+-]+:)")
+_BLOCK_START = re.compile(r"^(?=[#>+\-=])|^(\d+)(?=[.)])")
+
+
+def md(value: object) -> str:
+    """Outside text (a client's name, an email, a cancel reason) for st.markdown, st.caption, labels
+    and messages: it shows as typed and cannot add HTML, links, images, formatting or new lines."""
+    text = " ".join(str(value).split())  # a newline would end the list item or start a block
+    text = _ALWAYS.sub(r"\\\1", text)
+    text = _EMPHASIS_UNDERSCORE.sub(r"\\_", text)
+    text = _ENTITY.sub(r"\\&", text)
+    text = _SHORTCODE_COLON.sub(r"\\:", text)
+    text = text.replace("://", "\\://")  # no auto-linked URLs
+    text = re.sub(r"(?i)\b(www)\.", r"\1\\.", text)
+    return _BLOCK_START.sub(lambda m: m.group(1) + "\\" if m.group(1) else "\\", text, count=1)
 
 
 def first_line(text: str | None, limit: int = 120) -> str:

@@ -5,7 +5,7 @@ import streamlit as st
 
 from core.reporting import Viewer
 from dashboard.lib import actions, auth
-from dashboard.lib.fmt import ADMIN_TIMEZONES
+from dashboard.lib.fmt import ADMIN_TIMEZONES, md
 
 TZ_KEY = "admin_timezone"
 
@@ -26,7 +26,7 @@ def page(title: str, *, admin_only: bool = False, caption: str | None = None) ->
         st.error("This page is for admins.")
         st.stop()
     with st.sidebar:
-        st.caption(f"Signed in as **{viewer.email}** ({viewer.role})")
+        st.caption(f"Signed in as **{md(viewer.email)}** ({viewer.role})")
         if viewer.is_admin:
             zones = list(ADMIN_TIMEZONES)
             browser = getattr(st.context, "timezone", None)
@@ -34,7 +34,7 @@ def page(title: str, *, admin_only: bool = False, caption: str | None = None) ->
                 zones.insert(1, browser)
             st.selectbox("Show times in", zones, key=TZ_KEY)
         else:
-            st.caption(f"Times are shown in {viewer.timezone}.")
+            st.caption(f"Times are shown in {md(viewer.timezone)}.")
         if st.button("Sign out", key="sign_out"):
             auth.sign_out()
             st.rerun()
