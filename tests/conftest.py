@@ -17,7 +17,7 @@ PG_URL = os.environ.get("TEST_DATABASE_URL")
 
 def _reset_caches() -> None:
     config.get_settings.cache_clear()
-    db._engine_for.cache_clear()
+    db.dispose_engines()
     from core import providers
     providers._stripe_client.cache_clear()
 
@@ -70,7 +70,7 @@ def settings_env(monkeypatch, db_url, tmp_path):
 
     _reset_caches()
     yield set_env
-    db._engine_for.cache_clear()
+    db.dispose_engines()
     _reset_caches()
 
 
