@@ -3,6 +3,8 @@ from core.db import session_scope
 from core.models import BookingHistory, Notification, OutboxEntry
 from sqlalchemy import select
 
+from tests.webhook_helpers import settle
+
 
 def test_profile_book_pay_confirms_the_booking_and_notifies(live):
     browser = live.signed_in_client("eve@example.com", "Eve Example")
@@ -31,7 +33,7 @@ def test_profile_book_pay_confirms_the_booking_and_notifies(live):
     assert session["metadata"]["booking_id"] == booking_id and session["client_reference_id"] == booking_id
     assert session["amount_total"] == 4900
 
-    live.drain()
+    settle(live)  # our drain and the web service's own after-request drain, both finished
     with session_scope(live.engine, read_only=True) as db:
         causes = [h.cause for h in db.execute(select(BookingHistory).where(BookingHistory.booking_id == booking_id)
                                               .order_by(BookingHistory.id)).scalars()]
