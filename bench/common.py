@@ -750,9 +750,11 @@ def summarize_profile(path: Path, top: int = 25) -> str:
             out.append(f"    {100 * count / total:5.1f}%  {name}")
         return out
 
+    ours = Counter({name: count for name, count in inclusive.items()
+                    if "(core/" in name or "(webhook_service/" in name})
     lines_out = [f"  {total:,} samples"]
-    lines_out += table(buckets, "where the CPU goes (first matching layer of each stack)")
-    lines_out += table(inclusive, "inclusive (function on the stack)")
+    lines_out += table(buckets, "where the CPU goes (the deepest matching layer of each stack)")
+    lines_out += table(ours, "inclusive, the project's own functions (core/, webhook_service/)")
     lines_out += table(own, "self (function at the top of the stack)")
     return "\n".join(lines_out)
 

@@ -7,7 +7,6 @@ SQLite: WAL, a busy timeout, foreign keys, and every write transaction opened wi
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -114,11 +113,3 @@ def insert_ignore(session: Session, table, values: dict, index_elements: list[st
     )
     return session.execute(statement).scalar()
 
-
-def bounded_key(key: str, limit: int) -> str:
-    """`key` itself if it fits in `limit` characters, else a prefix of it plus a hash of the whole
-    key: deterministic (a retry gets the same key) and distinct keys stay distinct."""
-    if len(key) <= limit:
-        return key
-    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
-    return f"{key[:max(limit - len(digest) - 1, 0)]}:{digest}"[:limit]
