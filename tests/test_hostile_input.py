@@ -773,3 +773,56 @@ def test_a_builders_own_lists_never_hold_another_builders_booking(session, two_b
     for search in (two_builders["bo_paid"], "Bo", "@example.test"):
         rows = reporting.list_bookings(session, viewer, BookingFilters(search=search), 1, 500).rows
         assert not {row.id for row in rows} & others
+
+
+# ---------------------------------------------------------------- bad characters and numbers in any input
+NUL_REQUESTS = [
+    ("GET", "/payment/success?session_id=cs_%00", {}),
+    ("GET", "/payment/cancel?booking=bk_%00", {}),
+    ("GET", "/payment/calendly-return?utm_content=bk_%00", {}),
+    ("GET", "/payment/bk_%00", {}),
+    ("GET", "/api/bookings/bk_%00", {"admin": True}),
+    ("POST", "/api/bookings/bk_%00/refund", {"admin": True, "json": {}}),
+    ("POST", "/api/bookings/bk_x/refund", {"admin": True, "json": {"reason": "a\x00b"}}),
+    ("POST", "/api/scheduling/calendly/scheduling-link",
+     {"admin": True, "json": {"eventTypeId": "a\x00", "inviteeEmail": "a@b.c"}}),
+    ("POST", "/login", {"csrf": True, "data": {"email": "a\x00@example.com"}}),
+    ("POST", "/login", {"csrf": True, "data": {"email": "a@example.com", "next": "/\x00"}}),
+    ("POST", "/bookings", {"csrf": True, "data": {"event_type_id": "\x00"}}),
+    ("GET", "/login/verify?token=%00", {}),
+    ("GET", "/login?next=/%00", {}),
+    ("GET", "/profile/1%00", {}),
+]
+
+
+@pytest.mark.parametrize("method,url,how", NUL_REQUESTS, ids=[f"{m} {u}" for m, u, _ in NUL_REQUESTS])
+def test_a_nul_character_in_any_input_is_a_422_not_a_500(client, db, method, url, how):
+    """PostgreSQL text cannot hold NUL: before it was refused up front, each of these was a 500."""
+    headers = {"Authorization": f"Bearer {get_settings().admin_api_token}"} if how.get("admin") else {}
+    data = how.get("data")
+    if how.get("csrf"):
+        data = {**data, "csrf_token": re.search(r'name="csrf_token" value="([^"]+)"',
+                                                 client.get("/login").text).group(1)}
+    before = snapshot(db)
+
+    answer = client.request(method, url, headers=headers, json=how.get("json"), data=data)
+
+    assert answer.status_code == 422, (answer.status_code, answer.text[:300])
+    assert "NUL" in answer.text
+    assert snapshot(db) == before
+
+
+def test_a_nul_refusal_is_a_page_for_a_browser(client):
+    answer = client.get("/payment/success?session_id=cs_%00", headers={"Accept": "text/html"})
+
+    assert answer.status_code == 422 and "<!doctype html>" in answer.text.lower() and "NUL" in answer.text
+
+
+@pytest.mark.parametrize("builder_id", ["9223372036854775808", "9" * 20, "²", "١٢", "0", "-1", "1.0"])
+def test_builder_ids_that_are_not_database_integers_are_not_found(client, db, builder_id):
+    """"²" is a digit to isdigit() but not to int(); SQLite refuses integers past 2**63 (both were 500s)."""
+    page = client.get(f"/profile/{builder_id}")
+    api = client.get("/api/scheduling/calendly/event-types", params={"builderId": builder_id})
+
+    assert page.status_code == 404, page.text[:200]
+    assert api.status_code in (404, 422), api.text[:200]

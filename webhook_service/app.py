@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from core.config import settings_or_exit
 from core.db import get_engine
+from webhook_service.nul_guard import RefuseNul
 from webhook_service.rendering import error_page
 from webhook_service.routes import api, client_pages, payment_pages, webhooks
 
@@ -26,6 +27,7 @@ def create_app() -> FastAPI:
     app.include_router(api.router)
     app.include_router(payment_pages.router)
     app.include_router(client_pages.router)
+    app.add_middleware(RefuseNul)  # PostgreSQL text cannot hold NUL: refuse it as a 422, not a 500
 
     @app.get("/healthz", tags=["ops"])
     def healthz():

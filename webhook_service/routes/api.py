@@ -30,7 +30,7 @@ def _event_type_json(item: scheduling.OfferedSessionType) -> dict:
 
 @router.get("/scheduling/calendly/event-types", summary="A builder's session types (seed contract)")
 def event_types(engine: EngineDep, builderId: Annotated[str, Query(min_length=1, max_length=20)]):
-    if not builderId.isdigit():
+    if not (builderId.isascii() and builderId.isdigit() and len(builderId) <= 18):  # int() and the database take it
         raise HTTPException(422, "builderId must be a builder's numeric id")
     try:
         _builder, offered = scheduling.offered_session_types(engine, int(builderId))

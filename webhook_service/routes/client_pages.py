@@ -31,7 +31,9 @@ def home(request: Request, engine: EngineDep, visitor: VisitorDep):
 
 @router.get("/profile/{builder_id}", summary="A builder's bookable session types")
 def profile(builder_id: str, request: Request, engine: EngineDep, visitor: VisitorDep):
-    if not builder_id.isdigit():
+    # ASCII digits that fit a database integer: "²" is a digit to isdigit() but not to int(), and
+    # SQLite refuses integers past 2**63 (both were 500s).
+    if not (builder_id.isascii() and builder_id.isdigit() and len(builder_id) <= 18):
         return error_page(request, 404, "Builder not found", "This profile link is not valid.", action_url="/",
                           action_label="See all builders")
     try:
