@@ -43,9 +43,10 @@ def enqueue(
     """Add an entry unless one with this key exists; returns the new id or None (duplicate)."""
     return insert_ignore(
         session, OutboxEntry.__table__,
-        {"kind": kind, "idempotency_key": bounded_key(idempotency_key, MAX_IDEMPOTENCY_KEY), "payload": payload,
-         "booking_id": booking_id, "status": "pending", "attempts": 0,
-         "next_attempt_at": utcnow(), "created_at": utcnow()},
+        {"kind": kind, "payload": payload, "booking_id": booking_id,
+         # Keys built from outside input (an email, a URI, a provider's id) are hashed to fit.
+         "idempotency_key": bounded_key(idempotency_key, MAX_IDEMPOTENCY_KEY),
+         "status": "pending", "attempts": 0, "next_attempt_at": utcnow(), "created_at": utcnow()},
         ["idempotency_key"],
     )
 
