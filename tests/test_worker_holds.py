@@ -85,3 +85,17 @@ def test_abandoned_scheduling_expires_after_a_day(live):
     with session_scope(live.engine, read_only=True) as db:
         assert db.execute(select(OutboxEntry).where(OutboxEntry.booking_id == booking_id,
                                                     OutboxEntry.kind == "calendly_cancel")).first() is None
+
+
+def test_one_unreadable_checkout_does_not_hold_up_other_expiries(live):
+    broken, healthy = live.book(), live.book()
+    live.checkout(broken)
+    live.checkout(healthy)
+    with session_scope(live.engine) as db:
+        db.execute(update(Booking).where(Booking.id == broken).values(stripe_checkout_session_id="cs_unknown_to_stripe"))
+    for booking_id in (broken, healthy):
+        _set_hold(live, booking_id, utcnow() - timedelta(minutes=5))
+
+    assert holds.expire_overdue_holds(live.engine, stripe_client()) == 1
+    assert live.status(healthy) == "EXPIRED"
+    assert live.status(broken) == "PENDING_PAYMENT"  # left for the next tick, with a warning

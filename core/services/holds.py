@@ -5,8 +5,10 @@ for a webhook that never came, and asks Stripe for the truth before expiring any
 """
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
+import stripe
 from sqlalchemy import Engine, select
 
 from core.config import get_settings
@@ -17,6 +19,8 @@ from core.services.notifications import notify
 from core.services.outcome import Outcome
 from core.services.transitions import lock_booking
 from core.states import BookingStatus as S
+
+log = logging.getLogger(__name__)
 
 WORKER = "system:worker"
 GRACE = timedelta(minutes=2)  # let Stripe's own checkout.session.expired arrive first
@@ -70,8 +74,13 @@ def expire_overdue_holds(engine: Engine, stripe_client, *, now=None) -> int:
             select(Booking.id).where(Booking.status == S.PENDING_PAYMENT,
                                      Booking.hold_expires_at < now - GRACE).limit(200)
         ).scalars())
-    expired = sum(settle_overdue_hold(engine, booking_id, stripe_client).outcome == "processed"
-                  for booking_id in overdue)
+    expired = 0
+    for booking_id in overdue:
+        try:
+            expired += settle_overdue_hold(engine, booking_id, stripe_client).outcome == "processed"
+        except stripe.StripeError as error:  # one unreadable checkout must not hold up the others
+            log.warning("hold of %s not settled (Stripe: %s); retried next tick", booking_id,
+                        type(error).__name__)
     with session_scope(engine) as session:
         abandoned = session.execute(
             select(Booking).where(Booking.status == S.PENDING_SCHEDULING,

@@ -107,7 +107,9 @@ def reconcile_calendly(engine: Engine) -> dict[str, int]:
         held = list(session.execute(
             select(Booking.id, Booking.calendly_invitee_uri, Booking.builder_id)
             .where(Booking.status.in_([S.PENDING_PAYMENT, S.CONFIRMED]),
-                   Booking.calendly_invitee_uri.is_not(None), Booking.start_time > now)
+                   # Only URIs of the Calendly we talk to can be asked about (not demo data's).
+                   Booking.calendly_invitee_uri.startswith(get_settings().calendly_api_base + "/"),
+                   Booking.start_time > now)
         ).all())
     for booking_id in waiting:
         outcome = _guard(find_scheduled_invitee, engine, booking_id)
