@@ -13,11 +13,14 @@ no ORM, no dataclasses. Each figure is the median of `--repeat` runs, function a
 interleaved so that load from elsewhere on the machine hits both alike.
 
 `--explain` prints each statement's plan (EXPLAIN (ANALYZE, BUFFERS) on PostgreSQL, EXPLAIN QUERY
-PLAN on SQLite); `--only` narrows the run to cases whose label contains a word.
+PLAN on SQLite); `--only "a|b"` narrows the run to cases whose label contains one of the strings;
+`--pg-set jit=off` applies a PostgreSQL setting to every connection; `--reporting-module` calls
+another copy of the reporting functions (before/after). See bench/README.md, "Dashboard data".
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import statistics
@@ -85,8 +88,9 @@ class Samples:
 
 
 def _samples(session, viewer, deep_page: int) -> Samples:
-    from sqlalchemy import func, select
     from zoneinfo import ZoneInfo
+
+    from sqlalchemy import select
 
     from core.models import Booking, Client, Refund
 
@@ -107,29 +111,43 @@ def _samples(session, viewer, deep_page: int) -> Samples:
     email = session.execute(select(Client.email).order_by(Client.id).limit(1)).scalar_one()
     fragment = email.split("@", 1)[0].rsplit(".", 1)[0]
     today = datetime.now(ZoneInfo(viewer.timezone or "UTC")).date()
-    del func
     return Samples(booking_id, fragment, today, deep_page)
 
 
-def build_cases(session, viewer, viewer_kind: str, deep_page: int, now: datetime | None = None) -> list[Case]:
-    """The calls each page makes, with the arguments `dashboard/lib/data.py` passes."""
-    from core import reporting
-    from core.reporting import BookingFilters
+def build_cases(session, viewer, viewer_kind: str, deep_page: int, now: datetime | None = None,
+                overview_days: int = 365, reporting=None) -> list[Case]:
+    """The calls each page makes, with the arguments `dashboard/lib/data.py` passes.
+
+    `reporting`: the module whose functions are called (default `core.reporting`); another one
+    with the same functions (say, a copy of the code before a change) compares two versions.
+    """
     from core.models import utcnow
+    from core.reporting import BookingFilters
+
+    if reporting is None:
+        from core import reporting
 
     s = _samples(session, viewer, deep_page)
-    since = ((now or utcnow()) - timedelta(days=365)).replace(second=0, microsecond=0)  # "Last 12 months"
+    # The overview page's period ("Last 12 months" by default here; the page itself opens on 90 days),
+    # in whole minutes as `dashboard.lib.data.period_start` makes it.
+    since = ((now or utcnow()) - timedelta(days=overview_days)).replace(second=0, microsecond=0)
+    period = "12 months" if overview_days == 365 else f"{overview_days} days"
     v = viewer
     cases: list[Case] = []
 
     def add(page: str, function: str, call: Callable[[Any], Any], note: str = "") -> None:
         cases.append(Case(viewer_kind, page, function, call, note))
 
+    if v.is_admin:
+        # What every call pays before its own SQL: a read-only session (pool checkout with its
+        # pre-ping, BEGIN, COMMIT) around one trivial statement.
+        from sqlalchemy import literal, select
+        add("(per call)", "session_scope + SELECT 1", lambda db: db.execute(select(literal(1))).scalar_one())
     not_builder_page = "" if v.is_admin else "reporting API, not a builder page"
-    add("Overview", "overview_kpis(12 months)", lambda db: reporting.overview_kpis(db, v, since), not_builder_page)
-    add("Overview", "weekly_series(12 months)", lambda db: reporting.weekly_series(db, v, since), not_builder_page)
-    add("Overview", "status_funnel(12 months)", lambda db: reporting.status_funnel(db, v, since), not_builder_page)
-    add("Overview", "refunds_by_reason(12 months)", lambda db: reporting.refunds_by_reason(db, v, since),
+    add("Overview", f"overview_kpis({period})", lambda db: reporting.overview_kpis(db, v, since), not_builder_page)
+    add("Overview", f"weekly_series({period})", lambda db: reporting.weekly_series(db, v, since), not_builder_page)
+    add("Overview", f"status_funnel({period})", lambda db: reporting.status_funnel(db, v, since), not_builder_page)
+    add("Overview", f"refunds_by_reason({period})", lambda db: reporting.refunds_by_reason(db, v, since),
         not_builder_page)
     if v.is_admin:
         add("Earnings", "builder_options()", lambda db: reporting.builder_options(db, v))
@@ -306,19 +324,42 @@ def booking_count(engine) -> int:
         return int(session.execute(select(func.count()).select_from(Booking)).scalar_one())
 
 
+def open_engine(url: str, pg_settings: list[str] | None = None):
+    """The application's engine for `url`; with `pg_settings` ("jit=off"), each PostgreSQL
+    connection SETs them first — to measure what a server setting would change."""
+    from sqlalchemy import event
+
+    from core.db import make_engine
+
+    engine = make_engine(url)
+    if pg_settings and engine.dialect.name == "postgresql":
+        @event.listens_for(engine, "connect")
+        def _set(dbapi_connection, _record):
+            with dbapi_connection.cursor() as cursor:
+                for setting in pg_settings:
+                    name, value = setting.split("=", 1)
+                    cursor.execute(f"SET {name.strip()} = '{value.strip()}'")
+            dbapi_connection.commit()
+    return engine
+
+
 def run(url: str, *, repeat: int, which: list[str], builder_email: str, deep_page: int,
-        only: list[str] | None = None, explain: bool = False, progress_prefix: str = "") -> list[Result]:
+        only: list[str] | None = None, explain: bool = False, progress_prefix: str = "",
+        overview_days: int = 365, pg_settings: list[str] | None = None,
+        reporting_module: str | None = None) -> list[Result]:
     os.environ["DATABASE_URL"] = url
     from core import config
-    from core.db import make_engine, session_scope
+    from core.db import session_scope
 
     config.get_settings.cache_clear()
-    engine = make_engine(url)
+    engine = open_engine(url, pg_settings)
+    reporting = importlib.import_module(reporting_module) if reporting_module else None
     try:
         cases: list[Case] = []
         for kind, viewer in viewers(engine, which, builder_email):
             with session_scope(engine, read_only=True) as session:
-                cases += build_cases(session, viewer, kind, deep_page)
+                cases += build_cases(session, viewer, kind, deep_page, overview_days=overview_days,
+                                     reporting=reporting)
         if only:
             cases = [c for c in cases if any(word.lower() in c.label.lower() for word in only)]
         bare = BareRunner(engine)
@@ -342,7 +383,7 @@ def _ms(value: float) -> str:
     return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
 
 
-def table(results: list[Result], *, dialect: str) -> str:
+def table(results: list[Result]) -> str:
     headers = ["viewer", "page", "function", "stmts", "median ms", "bare SQL ms", "ratio"]
     body = [[r.viewer, r.page, r.function + (" ¹" if r.note else ""), str(r.statements), _ms(r.fn_ms),
              _ms(r.bare_ms), f"{r.ratio:.2f}"] for r in results]
@@ -388,7 +429,7 @@ def page_totals(results: list[Result]) -> list[tuple[str, str, float, float]]:
     return out
 
 
-def totals_table(results: list[Result], *, dialect: str) -> str:
+def totals_table(results: list[Result]) -> str:
     rows = page_totals(results)
     headers = ["viewer", "page visit", "median ms", "bare SQL ms", "ratio", "< 1 s"]
     body = [[v, p, _ms(fn), _ms(bare), f"{fn / bare:.2f}" if bare else "-", "yes" if fn < PG_GOAL_MS else "NO"]
@@ -420,7 +461,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--builder-email", default="ada@demo.test")
     parser.add_argument("--deep-page", type=int, default=200, help="the page number of the deep-page cases")
     parser.add_argument("--only", default="", help="run only cases whose label contains one of these |-separated strings")
+    parser.add_argument("--overview-days", type=int, default=365,
+                        help="the overview's period in days (365: 'Last 12 months'; the page opens on 90)")
+    parser.add_argument("--pg-set", default="", help="PostgreSQL settings for every connection, e.g. "
+                        "'jit=off,work_mem=64MB' (to measure a server setting; the default is the server's)")
     parser.add_argument("--explain", action="store_true", help="print each statement's query plan")
+    parser.add_argument("--reporting-module", help="call this module's reporting functions instead of "
+                        "core.reporting (e.g. a copy of the code before a change, on PYTHONPATH)")
     parser.add_argument("--json", type=Path, help="write the results here (default: var/bench/results/…)")
     args = parser.parse_args(argv)
 
@@ -435,16 +482,26 @@ def main(argv: list[str] | None = None) -> int:
     engine.dispose()
     log(f"dashboard data: {describe(url)} ({count:,} bookings), {args.repeat} runs each, viewers {which}")
     started = time.monotonic()
+    pg_settings = [w.strip() for w in args.pg_set.split(",") if w.strip()] or None
+    load_before = os.getloadavg()
     results = run(url, repeat=args.repeat, which=which, builder_email=args.builder_email,
-                  deep_page=args.deep_page, only=only, explain=args.explain)
+                  deep_page=args.deep_page, only=only, explain=args.explain,
+                  overview_days=args.overview_days, pg_settings=pg_settings,
+                  reporting_module=args.reporting_module)
+    load_after = os.getloadavg()
     elapsed = time.monotonic() - started
 
-    print(f"\n## {describe(url)} — {count:,} bookings — median of {args.repeat} runs\n")
-    print(table(results, dialect=dialect))
+    settings = f", SET {', '.join(pg_settings)}" if pg_settings else ""
+    if args.reporting_module:
+        settings += f", functions of {args.reporting_module}"
+    print(f"\n## {describe(url)} — {count:,} bookings — median of {args.repeat} runs{settings}\n")
+    print(f"load average (1 min) {load_before[0]:.1f} at the start, {load_after[0]:.1f} at the end, "
+          f"{os.cpu_count()} CPUs\n")
+    print(table(results))
     if any(r.note for r in results):
         print("\n¹ " + "; ".join(sorted({r.note for r in results if r.note})))
-    print(f"\nPer page visit (sum of the calls it makes):\n")
-    print(totals_table(results, dialect=dialect))
+    print("\nPer page visit (sum of the calls it makes):\n")
+    print(totals_table(results))
     worst = max(results, key=lambda r: r.ratio) if results else None
     if worst:
         print(f"\nworst ratio ×{worst.ratio:.2f}: {worst.viewer} · {worst.page} · {worst.function}; "
@@ -453,6 +510,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.json or RESULTS_DIR / f"dashboard_data-{dialect}-{count}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"database": describe(url), "bookings": count, "repeat": args.repeat,
+                               "pg_settings": pg_settings, "load": [load_before, load_after],
                                "results": [asdict(r) | {"ratio": r.ratio} for r in results]}, indent=1, default=str))
     log(f"results: {out}")
     return 0

@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, String, and_, func, literal, or_, select, union_all
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from core.errors import DomainError, NotFound
 from core.models import (
@@ -122,10 +122,10 @@ def _filtered(query: Select, viewer: Viewer, filters: BookingFilters) -> Select:
     term = filters.search.strip()
     if term:
         # The matching clients' bookings, plus the booking whose id is the term: as a set of ids,
-        # so the database finds the few clients first (instead of joining every booking to its
-        # client to test the OR).
-        by_client = (select(Booking.id).join(Client, Client.id == Booking.client_id)
-                     .where(or_(like_escaped(Client.name, term), like_escaped(Client.email, term))))
+        # so the database finds the few clients first and their bookings by index (instead of
+        # joining every booking to its client to test the OR).
+        clients = select(Client.id).where(or_(like_escaped(Client.name, term), like_escaped(Client.email, term)))
+        by_client = select(Booking.id).where(Booking.client_id.in_(clients))
         query = query.where(Booking.id.in_(union_all(by_client, select(literal(term, String)))))
     return query
 
@@ -445,7 +445,9 @@ def booking_detail(session: Session, viewer: Viewer, booking_id: str) -> Booking
     """Everything about one booking: money, history, webhooks, payments, refunds, side effects."""
     from core.services.payment_service import suggested_refund
 
-    booking = session.get(Booking, booking_id)
+    # With its builder, session type and client in the same statement (three lazy loads otherwise).
+    booking = session.get(Booking, booking_id, options=[
+        joinedload(Booking.builder), joinedload(Booking.session_type), joinedload(Booking.client)])
     if booking is None:
         raise NotFound(f"no booking {booking_id}")
     check_booking_access(viewer, booking.builder_id)

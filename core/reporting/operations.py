@@ -77,10 +77,13 @@ def refund_ledger(session: Session, viewer: Viewer, *, statuses: tuple[str, ...]
             query = query.where(Booking.builder_id == scope)
         return query
 
-    totals = session.execute(narrowed(
-        select(Refund.currency, Refund.status, func.count(Refund.id), func.sum(Refund.amount_cents))
-        .join(Booking, Booking.id == Refund.booking_id)
-    ).group_by(Refund.currency, Refund.status).order_by(Refund.currency, Refund.status)).all()
+    totals = select(Refund.currency, Refund.status, func.count(Refund.id), func.sum(Refund.amount_cents))
+    if scope is not None:
+        # Only a builder's totals need the bookings: every refund has one (foreign key), so an
+        # admin's totals are the refunds table alone.
+        totals = totals.join(Booking, Booking.id == Refund.booking_id)
+    totals = session.execute(narrowed(totals).group_by(Refund.currency, Refund.status)
+                             .order_by(Refund.currency, Refund.status)).all()
     rows = session.execute(narrowed(
         select(Refund.id, Refund.created_at, Refund.booking_id, Builder.name, Client.email,
                Refund.amount_cents, Refund.currency, Refund.status, Refund.rule, Refund.reason,

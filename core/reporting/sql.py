@@ -6,6 +6,7 @@ The payment status is computed by the database with the same rules as
 from __future__ import annotations
 
 from datetime import date, datetime
+from functools import lru_cache
 
 from sqlalchemy import Date, String, case, cast, func, literal, literal_column, select
 from sqlalchemy.orm import Session
@@ -23,6 +24,7 @@ _UTC = literal_column("'UTC'")
 _ZERO, _ONE = literal_column("0"), literal_column("1")
 
 
+@lru_cache(maxsize=8)  # built once per column: a list page uses them on every call
 def paid_cents_of(booking_id) -> ColumnElement[int]:
     return (
         select(func.coalesce(func.sum(Payment.amount_cents), 0))
@@ -31,6 +33,7 @@ def paid_cents_of(booking_id) -> ColumnElement[int]:
     )
 
 
+@lru_cache(maxsize=8)
 def refunded_cents_of(booking_id) -> ColumnElement[int]:
     """Requested, pending and succeeded refunds: money that is no longer refundable."""
     return (
@@ -40,6 +43,7 @@ def refunded_cents_of(booking_id) -> ColumnElement[int]:
     )
 
 
+@lru_cache(maxsize=8)
 def payment_status_of(booking_id=Booking.id) -> ColumnElement[str]:
     """`derive_payment_state` as one SQL subquery over the booking's ledger rows.
 
