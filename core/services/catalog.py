@@ -30,18 +30,23 @@ def add_builder(session: Session, *, name: str, email: str, calendly_token: str,
     return builder
 
 
+def _checked_price(amount_cents: int, currency: str) -> str:
+    """Refuse anything but a positive integer amount; returns the normalised currency code."""
+    if isinstance(amount_cents, bool) or not isinstance(amount_cents, int) or amount_cents <= 0:
+        raise DomainError("the price must be a positive whole number of minor units")
+    try:
+        return normalize_currency(currency)
+    except MoneyError as error:
+        raise DomainError(str(error)) from None
+
+
 def set_price(session: Session, *, builder_id: int, event_type: dict, amount_cents: int, currency: str,
               refund_full_hours: int | None = None, refund_partial_percent: int | None = None) -> SessionType:
     """Price one of the builder's Calendly event types (created or updated)."""
     builder = session.get(Builder, builder_id)
     if builder is None:
         raise NotFound(f"no builder {builder_id}")
-    if isinstance(amount_cents, bool) or not isinstance(amount_cents, int) or amount_cents <= 0:
-        raise DomainError("the price must be a positive whole number of minor units")
-    try:
-        currency = normalize_currency(currency)
-    except MoneyError as error:
-        raise DomainError(str(error)) from None
+    currency = _checked_price(amount_cents, currency)
     if refund_partial_percent is not None and not 0 <= refund_partial_percent <= 100:
         raise DomainError("the partial refund percentage must be between 0 and 100")
     if refund_full_hours is not None and refund_full_hours < 0:
@@ -97,12 +102,7 @@ def update_price(session: Session, session_type_id: int, amount_cents: int, curr
     session_type = session.get(SessionType, session_type_id, with_for_update=True)
     if session_type is None:
         raise NotFound(f"no session type {session_type_id}")
-    if isinstance(amount_cents, bool) or not isinstance(amount_cents, int) or amount_cents <= 0:
-        raise DomainError("the price must be a positive whole number of minor units")
-    try:
-        currency = normalize_currency(currency)
-    except MoneyError as error:
-        raise DomainError(str(error)) from None
+    currency = _checked_price(amount_cents, currency)
     session_type.price_cents = amount_cents
     session_type.currency = currency
     if active is not None:
