@@ -21,6 +21,8 @@ from core.services import booking_service
 from core.services.payment_service import policy_for
 
 EVENT_TYPES = EventTypeCache(ttl_seconds=300)
+# What a Calendly uuid is made of (ours and the sandbox's add lowercase and '-'); anything else is no id.
+UUID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-")
 
 
 @dataclass(frozen=True)
@@ -105,14 +107,31 @@ class StartedBooking:
     scheduling_url: str
 
 
+def session_type_for_event_type(session, event_type_id: str) -> SessionType | None:
+    """The session type priced for the Calendly event type `event_type_id`, matched exactly.
+
+    The seed's eventTypeId is the event type's uuid (the last segment of its URI); a full URI is
+    accepted too. Client input is never a pattern: `%` or `_` are literal characters here, and an
+    id that is not exactly one event type's uuid matches nothing.
+    """
+    if "/" in event_type_id:
+        return session.execute(select(SessionType).where(
+            SessionType.calendly_event_type_uri == event_type_id)).scalar_one_or_none()
+    if not event_type_id or not UUID_CHARS.issuperset(event_type_id):
+        return None
+    # The suffix narrows the search (escaped); equality on the last segment decides.
+    candidates = session.execute(select(SessionType).where(
+        SessionType.calendly_event_type_uri.endswith(f"/{event_type_id}", autoescape=True)).limit(2)).scalars()
+    matches = [row for row in candidates if event_type_uuid(row.calendly_event_type_uri) == event_type_id]
+    # Two Calendly accounts' event types sharing a uuid: only the full URI can say which is meant.
+    return matches[0] if len(matches) == 1 else None
+
+
 def start_scheduling(engine: Engine, event_type_id: str, *, client_email: str, client_name: str,
                      actor: str) -> StartedBooking:
     """Create the PENDING_SCHEDULING booking, then a single-use Calendly link that carries its id."""
-    # The seed's eventTypeId is the event type's uuid; a full URI is accepted too.
-    uri_filter = (SessionType.calendly_event_type_uri == event_type_id if "/" in event_type_id
-                  else SessionType.calendly_event_type_uri.endswith(f"/{event_type_id}"))
     with session_scope(engine, read_only=True) as session:
-        row = session.execute(select(SessionType).where(uri_filter)).scalar_one_or_none()
+        row = session_type_for_event_type(session, event_type_id)
         if row is None:
             raise NotFound("this session type is not offered")
         session_type_id, builder_id = row.id, row.builder_id
