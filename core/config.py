@@ -27,6 +27,25 @@ SANDBOX_SECRETS = {
 }
 
 
+_PERIODS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_rate(text: str) -> tuple[int, int] | None:
+    """"5/15m" → (5, 900): at most 5 in each 900-second window; "off" → None."""
+    value = text.strip().lower()
+    if value == "off":
+        return None
+    count, _, period = value.partition("/")
+    unit = period[-1:]
+    amount = period[:-1] or "1"
+    if not (count.isdigit() and amount.isdigit() and unit in _PERIODS and int(count) > 0 and int(amount) > 0):
+        raise ValueError('must look like "5/15m" (a count, then a period in s, m or h) or "off"')
+    seconds = int(amount) * _PERIODS[unit]
+    if seconds > 24 * 3600:
+        raise ValueError("the period may be at most 24h")
+    return int(count), seconds
+
+
 class ConfigError(Exception):
     """A configuration value is missing or invalid; the message names the variable."""
 
@@ -61,6 +80,29 @@ class Settings(BaseSettings):
     run_outbox_after_request: bool = True
     # Benchmarks only: expose /api/webhooks/_floor/{provider}, which verifies and answers 200.
     bench_floor_endpoint: bool = False
+    # Throttles (core/services/throttle.py), each "N/period" with a period in s, m or h ("5/15m":
+    # five per fifteen-minute window), or "off". Counted in the database, so every `web` process
+    # and the dashboard share them. The defaults sit far above what an honest person does.
+    throttle_magic_link_per_email: str = "5/15m"
+    throttle_magic_link_per_address: str = "50/15m"
+    throttle_booking_per_client: str = "60/1h"  # each booking asks the builder's Calendly for a link
+    throttle_booking_per_address: str = "120/1h"
+    # Dashboard sign-in: after this many wrong passwords the account (or address) is locked out
+    # until the window ends, even for the right password.
+    throttle_sign_in_failures_per_account: str = "10/15m"
+    throttle_sign_in_failures_per_address: str = "50/15m"
+    # A client's address is the TCP peer. Behind reverse proxies you trust (a load balancer), set
+    # the number of them: the address is then that many entries from the right of X-Forwarded-For
+    # (each proxy appends the peer it saw). With 0, X-Forwarded-For is ignored: anyone can send it.
+    trusted_proxy_hops: int = Field(default=0, ge=0, le=10)
+
+    @field_validator("throttle_magic_link_per_email", "throttle_magic_link_per_address",
+                     "throttle_booking_per_client", "throttle_booking_per_address",
+                     "throttle_sign_in_failures_per_account", "throttle_sign_in_failures_per_address")
+    @classmethod
+    def _check_rate(cls, value: str) -> str:
+        parse_rate(value)
+        return value.strip().lower()
 
     @field_validator("public_base_url", "dashboard_url")
     @classmethod

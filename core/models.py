@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, MetaData, String, Text,
-    TypeDecorator,
+    TypeDecorator, UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -288,6 +288,20 @@ class LoginToken(Base):
     used_at: Mapped[datetime | None]
 
 
+class ThrottleCounter(Base):
+    """How many times one key (a hashed email or address) did one throttled thing in one fixed
+    window. Shared by every process through the database; rows of ended windows are deleted."""
+
+    __tablename__ = "throttle_counters"
+    __table_args__ = (UniqueConstraint("scope", "key_hash", "window_start"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(40))  # rule and key kind, e.g. magic_link:email
+    key_hash: Mapped[str] = mapped_column(String(64))  # HMAC-SHA256 of the key, never the key itself
+    window_start: Mapped[datetime]
+    window_end: Mapped[datetime] = mapped_column(index=True)
+    hits: Mapped[int] = mapped_column(Integer)
+
+
 class SystemState(Base):
     """Small key/value facts, e.g. the reconciliation checkpoint."""
 
@@ -300,5 +314,5 @@ class SystemState(Base):
 __all__ = [
     "Base", "Builder", "SessionType", "Client", "Booking", "Payment", "Refund", "BookingHistory",
     "WebhookEvent", "OutboxEntry", "Notification", "DashboardUser", "LoginToken", "SystemState",
-    "utcnow", "new_booking_id",
+    "ThrottleCounter", "utcnow", "new_booking_id",
 ]

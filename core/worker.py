@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from core.config import get_settings
 from core.db import get_engine, session_scope
 from core.providers import stripe_client
-from core.services import booking_service, holds, outbox
+from core.services import booking_service, holds, outbox, throttle
 from core.services.side_effects import EXECUTORS
 
 log = logging.getLogger("worker")
@@ -33,6 +33,7 @@ def tick(engine: Engine) -> dict[str, int]:
         "reminders": lambda: holds.send_payment_reminders(engine),
         "expired": lambda: holds.expire_overdue_holds(engine, stripe_client()),
         "completed": lambda: _complete(engine),
+        "throttles": lambda: throttle.prune(engine),
     }
     for name, job in jobs.items():
         try:

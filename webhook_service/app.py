@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from core.config import settings_or_exit
 from core.db import get_engine
+from core.services.throttle import Throttled
 from webhook_service.nul_guard import RefuseNul
 from webhook_service.rendering import error_page
 from webhook_service.routes import api, client_pages, payment_pages, webhooks
@@ -44,6 +45,17 @@ def create_app() -> FastAPI:
             return error_page(request, error.status_code, "Something is not right", str(error.detail),
                               action_url="/", action_label="Go to the start page")
         return JSONResponse({"detail": error.detail}, status_code=error.status_code, headers=error.headers)
+
+    @app.exception_handler(Throttled)
+    async def throttled(request: Request, error: Throttled):
+        # 429 with Retry-After in seconds: our page for a browser, {"detail": ...} for anything else.
+        headers = {"Retry-After": str(error.retry_after)}
+        if _wants_html(request):
+            response = error_page(request, 429, "Please wait a little", error.detail, action_url="/",
+                                  action_label="Go to the start page")
+            response.headers.update(headers)
+            return response
+        return JSONResponse({"detail": error.detail}, status_code=429, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError):

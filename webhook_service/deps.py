@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from core.config import Settings, get_settings
 from core.db import get_engine
+from core.services.throttle import client_address
 
 SESSION_COOKIE = "baw_session"
 SESSION_MAX_AGE = 30 * 24 * 3600
@@ -97,3 +98,10 @@ def save_visitor(response: Response, visitor: Visitor) -> None:
 
 
 VisitorDep = Annotated[Visitor, Depends(visitor_dep)]
+
+
+def request_address(request: Request) -> str | None:
+    """The client's address for throttling: the TCP peer, or X-Forwarded-For only behind proxies
+    the configuration says we trust (TRUSTED_PROXY_HOPS)."""
+    peer = request.client.host if request.client else None
+    return client_address(peer, request.headers.get("x-forwarded-for"), get_settings().trusted_proxy_hops)

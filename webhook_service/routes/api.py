@@ -3,16 +3,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Header, HTTPException, Query
+from fastapi import APIRouter, BackgroundTasks, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from core.calendly import CalendlyError
 from core.db import session_scope
 from core.errors import DomainError, NotFound, RefundRefused
-from core.services import payment_service, scheduling
+from core.services import payment_service, scheduling, throttle
 from core.services.booking_view import booking_json
-from webhook_service.deps import AdminDep, EngineDep, SettingsDep, VisitorDep, require_admin_token
+from webhook_service.deps import (
+    AdminDep, EngineDep, SettingsDep, VisitorDep, request_address, require_admin_token,
+)
 from webhook_service.outbox_kick import kick_outbox
 
 router = APIRouter(prefix="/api", tags=["api"])
@@ -57,8 +59,8 @@ class SchedulingLinkRequest(BaseModel):
 
 
 @router.post("/scheduling/calendly/scheduling-link", summary="Start a booking; returns the Calendly link (seed contract)")
-def scheduling_link(body: SchedulingLinkRequest, engine: EngineDep, settings: SettingsDep, visitor: VisitorDep,
-                    authorization: Annotated[str | None, Header()] = None):
+def scheduling_link(request: Request, body: SchedulingLinkRequest, engine: EngineDep, settings: SettingsDep,
+                    visitor: VisitorDep, authorization: Annotated[str | None, Header()] = None):
     if authorization:
         require_admin_token(settings, authorization)  # server-to-server: the marketplace app signs in
         email, name, actor = body.inviteeEmail, body.inviteeName, "marketplace:api"
@@ -68,6 +70,10 @@ def scheduling_link(body: SchedulingLinkRequest, engine: EngineDep, settings: Se
         email, name, actor = visitor.email, body.inviteeName or visitor.name or "", f"client:{visitor.email}"
     else:
         raise HTTPException(401, "sign in first, or call with Authorization: Bearer <admin token>")
+    # Per client always; per address only for a client's own calls (the marketplace's server calls
+    # for everyone from one address).
+    throttle.hit(engine, throttle.BOOKING, client=email,
+                 address=None if authorization else request_address(request))
     try:
         started = scheduling.start_scheduling(engine, body.eventTypeId, client_email=email, client_name=name,
                                               actor=actor)

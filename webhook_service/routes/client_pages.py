@@ -12,8 +12,8 @@ from core.calendly import CalendlyError
 from core.db import session_scope
 from core.errors import DomainError, NotFound
 from core.models import Builder
-from core.services import client_login, scheduling
-from webhook_service.deps import EngineDep, SettingsDep, VisitorDep, save_visitor
+from core.services import client_login, scheduling, throttle
+from webhook_service.deps import EngineDep, SettingsDep, VisitorDep, request_address, save_visitor
 from webhook_service.rendering import error_page, page
 
 router = APIRouter(tags=["client pages"])
@@ -57,6 +57,7 @@ def create_booking(
     if not visitor.email:
         back = f"/profile/{builder_id}" if builder_id.isdigit() else "/"
         return RedirectResponse(f"/login?next={quote(back)}", status_code=303)
+    throttle.hit(engine, throttle.BOOKING, address=request_address(request), client=visitor.email)
     try:
         started = scheduling.start_scheduling(engine, event_type_id, client_email=visitor.email,
                                               client_name=visitor.name or visitor.email.split("@")[0],
@@ -89,6 +90,7 @@ def login_send(
     next: Annotated[str, Form()] = "/", csrf_token: Annotated[str, Form()] = "",
 ):
     visitor.check_csrf(csrf_token)
+    throttle.hit(engine, throttle.MAGIC_LINK, address=request_address(request), email=email)
     try:
         with session_scope(engine) as session:
             link = client_login.send_magic_link(session, email, next)
