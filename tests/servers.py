@@ -20,7 +20,9 @@ def serve(app, port: int | None = None):
     """Serve `app` until the block ends; yields its base URL."""
     port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           timeout_graceful_shutdown=1, lifespan="on"))
+                                           timeout_graceful_shutdown=1, lifespan="on",
+                                           # as the Procfile: the app decides whom to trust (TRUSTED_PROXY_HOPS)
+                                           proxy_headers=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.time() + 10

@@ -1,6 +1,7 @@
 """Sign in: email and password (and single sign-on when it is configured). Nothing else is shown."""
 import streamlit as st
 
+from core.services.throttle import Throttled
 from dashboard.lib import auth
 
 st.title("Sign in")
@@ -10,9 +11,14 @@ with st.form("sign_in_form"):
     password = st.text_input("Password", type="password", key="sign_in_password")
     submitted = st.form_submit_button("Sign in", type="primary")
 if submitted:
-    if auth.sign_in(email, password):
-        st.rerun()
-    st.error("Wrong email or password.")
+    try:
+        signed_in = auth.sign_in(email, password)
+    except Throttled as refusal:  # locked out: says when to try again
+        st.error(refusal.detail)
+    else:
+        if signed_in:
+            st.rerun()
+        st.error("Wrong email or password.")
 if auth.sso_configured():
     st.divider()
     st.button("Sign in with single sign-on", key="sso", on_click=st.login)

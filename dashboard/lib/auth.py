@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.db import session_scope
+from core.config import get_settings
+from core.db import get_engine, session_scope
 from core.reporting import Viewer, authenticate, viewer_for_email
+from core.services import throttle
 
 VIEWER_KEY = "viewer"
 
@@ -31,9 +33,25 @@ def current_user() -> Viewer | None:
     return None
 
 
+def client_address() -> str | None:
+    """The browser's address, when Streamlit knows it: `st.context.ip_address` is the TCP peer
+    and None on localhost; behind TRUSTED_PROXY_HOPS proxies, X-Forwarded-For as for the web
+    service. Unknown (None), sign-in is throttled per account only."""
+    try:
+        peer, forwarded_for = st.context.ip_address, st.context.headers.get("X-Forwarded-For")
+    except Exception:  # no browser session (a script run outside `streamlit run`)
+        return None
+    return throttle.client_address(peer, forwarded_for, get_settings().trusted_proxy_hops)
+
+
 def sign_in(email: str, password: str) -> Viewer | None:
-    with session_scope(read_only=True) as session:
-        viewer = authenticate(session, email, password)
+    """The viewer for a right email and password, or None; raises `throttle.Throttled` while the
+    account or this address is locked out after too many wrong passwords (even for the right one)."""
+    def check_password() -> Viewer | None:
+        with session_scope(read_only=True) as session:
+            return authenticate(session, email, password)
+
+    viewer = throttle.guard_sign_in(get_engine(), check_password, account=email, address=client_address())
     if viewer is not None:
         st.session_state[VIEWER_KEY] = viewer
     return viewer
