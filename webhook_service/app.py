@@ -12,6 +12,7 @@ from core.config import settings_or_exit
 from core.db import get_engine
 from core.services.throttle import Throttled
 from webhook_service.nul_guard import RefuseNul
+from webhook_service.openapi import HEALTH
 from webhook_service.rendering import error_page
 from webhook_service.routes import api, client_pages, payment_pages, webhooks
 
@@ -30,7 +31,7 @@ def create_app() -> FastAPI:
     app.include_router(client_pages.router)
     app.add_middleware(RefuseNul)  # PostgreSQL text cannot hold NUL: refuse it as a 422, not a 500
 
-    @app.get("/healthz", tags=["ops"])
+    @app.get("/healthz", tags=["ops"], responses=HEALTH)
     def healthz():
         try:
             with get_engine().connect() as conn:

@@ -12,6 +12,7 @@ from core.db import session_scope
 from core.errors import DomainError, NotFound, RefundRefused
 from core.services import payment_service, scheduling, throttle
 from core.services.booking_view import booking_json
+from webhook_service import openapi as oa
 from webhook_service.deps import (
     AdminDep, EngineDep, SettingsDep, VisitorDep, request_address, require_admin_token,
 )
@@ -30,7 +31,8 @@ def _event_type_json(item: scheduling.OfferedSessionType) -> dict:
     }
 
 
-@router.get("/scheduling/calendly/event-types", summary="A builder's session types (seed contract)")
+@router.get("/scheduling/calendly/event-types", summary="A builder's session types (seed contract)",
+            responses=oa.merge(oa.JSON_API, oa.api_errors(404, 503)))
 def event_types(engine: EngineDep, builderId: Annotated[str, Query(min_length=1, max_length=20)]):
     if not (builderId.isascii() and builderId.isdigit() and len(builderId) <= 18):  # int() and the database take it
         raise HTTPException(422, "builderId must be a builder's numeric id")
@@ -58,7 +60,8 @@ class SchedulingLinkRequest(BaseModel):
     metadata: dict[str, str] | None = None
 
 
-@router.post("/scheduling/calendly/scheduling-link", summary="Start a booking; returns the Calendly link (seed contract)")
+@router.post("/scheduling/calendly/scheduling-link", summary="Start a booking; returns the Calendly link (seed contract)",
+             responses=oa.merge(oa.JSON_API_WITH_BODY, oa.api_errors(401, 403, 404, 409, 503), oa.THROTTLED_API))
 def scheduling_link(request: Request, body: SchedulingLinkRequest, engine: EngineDep, settings: SettingsDep,
                     visitor: VisitorDep, authorization: Annotated[str | None, Header()] = None):
     if authorization:
@@ -92,7 +95,8 @@ class RefundRequest(BaseModel):
     reason: str = Field(default="", max_length=500)
 
 
-@router.get("/bookings/{booking_id}", summary="A booking with its money (admin)")
+@router.get("/bookings/{booking_id}", summary="A booking with its money (admin)",
+            responses=oa.merge(oa.JSON_API, oa.ADMIN, oa.api_errors(404)))
 def get_booking(booking_id: str, engine: EngineDep, _admin: AdminDep):
     with session_scope(engine, read_only=True) as session:
         try:
@@ -101,7 +105,8 @@ def get_booking(booking_id: str, engine: EngineDep, _admin: AdminDep):
             raise HTTPException(404, "no such booking") from None
 
 
-@router.post("/bookings/{booking_id}/refund", summary="Refund a booking in full or in part (admin)")
+@router.post("/bookings/{booking_id}/refund", summary="Refund a booking in full or in part (admin)", status_code=202,
+             responses=oa.merge(oa.JSON_API_WITH_BODY, oa.ADMIN, oa.api_errors(404, 409)))
 def refund_booking(booking_id: str, body: RefundRequest, engine: EngineDep, _admin: AdminDep,
                    background: BackgroundTasks):
     try:

@@ -5,7 +5,7 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import select
 
 from core.calendly import CalendlyError
@@ -13,6 +13,7 @@ from core.db import session_scope
 from core.errors import DomainError, NotFound
 from core.models import Builder
 from core.services import client_login, scheduling, throttle
+from webhook_service import openapi as oa
 from webhook_service.deps import EngineDep, SettingsDep, VisitorDep, request_address, save_visitor
 from webhook_service.rendering import error_page, page
 
@@ -29,7 +30,8 @@ def home(request: Request, engine: EngineDep, visitor: VisitorDep):
     return page(request, "home.html", builders=builders)
 
 
-@router.get("/profile/{builder_id}", summary="A builder's bookable session types")
+@router.get("/profile/{builder_id}", summary="A builder's bookable session types", response_class=HTMLResponse,
+            responses=oa.merge(oa.PAGE, oa.page_answers(404, 503)))
 def profile(builder_id: str, request: Request, engine: EngineDep, visitor: VisitorDep):
     # ASCII digits that fit a database integer: "²" is a digit to isdigit() but not to int(), and
     # SQLite refuses integers past 2**63 (both were 500s).
@@ -47,7 +49,9 @@ def profile(builder_id: str, request: Request, engine: EngineDep, visitor: Visit
     return page(request, "profile.html", builder=builder, offered=offered, csrf=visitor.csrf_token())
 
 
-@router.post("/bookings", summary="Start a booking (form from the profile page)")
+@router.post("/bookings", summary="Start a booking (form from the profile page)", status_code=303,
+             response_class=RedirectResponse,
+             responses=oa.merge(oa.FORM, oa.page_answers(404, 409, 503), oa.THROTTLED_PAGE))
 def create_booking(
     request: Request, engine: EngineDep, visitor: VisitorDep,
     event_type_id: Annotated[str, Form()], builder_id: Annotated[str, Form()] = "",
@@ -78,12 +82,13 @@ def create_booking(
     return response
 
 
-@router.get("/login", summary="Sign-in form")
+@router.get("/login", summary="Sign-in form", response_class=HTMLResponse, responses=oa.PAGE)
 def login_form(request: Request, visitor: VisitorDep, next: str = "/"):
     return page(request, "login.html", next=client_login.safe_next(next), csrf=visitor.csrf_token(), error=None)
 
 
-@router.post("/login", summary="Send a magic sign-in link")
+@router.post("/login", summary="Send a magic sign-in link", response_class=HTMLResponse,
+             responses=oa.merge(oa.FORM, oa.THROTTLED_PAGE))
 def login_send(
     request: Request, engine: EngineDep, settings: SettingsDep, visitor: VisitorDep,
     email: Annotated[str, Form()] = "", name: Annotated[str, Form()] = "",
@@ -103,7 +108,8 @@ def login_send(
                 sandbox_link=link if settings.sandbox else None)
 
 
-@router.get("/login/verify", summary="Follow a magic sign-in link")
+@router.get("/login/verify", summary="Follow a magic sign-in link", status_code=303, response_class=RedirectResponse,
+            responses=oa.merge(oa.PAGE, oa.page_answers(400)))
 def login_verify(request: Request, engine: EngineDep, visitor: VisitorDep, token: str = ""):
     try:
         with session_scope(engine) as session:
