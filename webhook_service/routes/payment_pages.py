@@ -9,7 +9,7 @@ import time
 import stripe
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import select
 
 from core.calendly import CalendlyError
@@ -20,6 +20,7 @@ from core.providers import stripe_client
 from core.services import payment_service
 from core.services.booking_view import booking_json
 from core.services.reconcile import find_scheduled_invitee
+from webhook_service import openapi as oa
 from webhook_service.deps import EngineDep, VisitorDep
 from webhook_service.outbox_kick import kick_outbox
 from webhook_service.rendering import error_page, page
@@ -65,7 +66,8 @@ def _ask_calendly(engine, booking_id: str) -> bool:
         return False
 
 
-@router.get("/calendly-return", summary="Calendly's redirect after booking (one static URL)")
+@router.get("/calendly-return", summary="Calendly's redirect after booking (one static URL)", status_code=303,
+            response_class=RedirectResponse, responses=oa.merge(oa.PAGE, oa.page_answers(400)))
 def calendly_return(request: Request, visitor: VisitorDep, utm_content: str = ""):
     booking_id = utm_content.strip()
     if not BOOKING_ID.match(booking_id):
@@ -76,7 +78,8 @@ def calendly_return(request: Request, visitor: VisitorDep, utm_content: str = ""
     return RedirectResponse(f"/payment/{booking_id}", status_code=303)
 
 
-@router.get("/success", summary="Stripe's success redirect")
+@router.get("/success", summary="Stripe's success redirect", response_class=HTMLResponse,
+            responses=oa.merge(oa.PAGE, oa.page_answers(404)))
 def success(request: Request, engine: EngineDep, visitor: VisitorDep, background: BackgroundTasks,
             session_id: str = ""):
     with session_scope(engine, read_only=True) as session:
@@ -100,7 +103,8 @@ def success(request: Request, engine: EngineDep, visitor: VisitorDep, background
     return page(request, "booking_status.html", booking=_booking(engine, booking_id), from_success=True)
 
 
-@router.get("/cancel", summary="Stripe's cancel redirect")
+@router.get("/cancel", summary="Stripe's cancel redirect", response_class=HTMLResponse,
+            responses=oa.merge(oa.PAGE, oa.page_answers(404)))
 def cancel(request: Request, engine: EngineDep, visitor: VisitorDep, booking: str = ""):
     data = _booking(engine, booking) if BOOKING_ID.match(booking) else None
     if data is None:
@@ -108,7 +112,8 @@ def cancel(request: Request, engine: EngineDep, visitor: VisitorDep, booking: st
     return page(request, "booking_status.html", booking=data, from_cancel=True)
 
 
-@router.get("/{booking_id}", summary="Pay for a booking (redirects to Stripe Checkout)")
+@router.get("/{booking_id}", summary="Pay for a booking (redirects to Stripe Checkout)", response_class=HTMLResponse,
+            responses=oa.merge(oa.PAGE, oa.page_answers(303, 404, 503)))
 async def pay(booking_id: str, request: Request, engine: EngineDep, visitor: VisitorDep):
     if not BOOKING_ID.match(booking_id):
         return _not_found(request)

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from core.calendly import SignatureError
 from core.services.webhook_ingest import ingest, verify_signature
+from webhook_service import openapi as oa
 from webhook_service.deps import EngineDep, SettingsDep
 from webhook_service.outbox_kick import kick_outbox
 
@@ -40,12 +41,14 @@ async def _receive(provider: str, request: Request, engine, settings, background
     return JSONResponse(result.body(), status_code=result.status_code)
 
 
-@router.post("/calendly", summary="Calendly webhook (signed with Calendly-Webhook-Signature)")
+@router.post("/calendly", summary="Calendly webhook (signed with Calendly-Webhook-Signature)", responses=oa.WEBHOOK,
+             openapi_extra=oa.WEBHOOK_BODY)
 async def calendly_webhook(request: Request, engine: EngineDep, settings: SettingsDep, background: BackgroundTasks):
     return await _receive("calendly", request, engine, settings, background)
 
 
-@router.post("/stripe", summary="Stripe webhook (signed with Stripe-Signature)")
+@router.post("/stripe", summary="Stripe webhook (signed with Stripe-Signature)", responses=oa.WEBHOOK,
+             openapi_extra=oa.WEBHOOK_BODY)
 async def stripe_webhook(request: Request, engine: EngineDep, settings: SettingsDep, background: BackgroundTasks):
     return await _receive("stripe", request, engine, settings, background)
 

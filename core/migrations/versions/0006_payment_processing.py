@@ -1,11 +1,16 @@
 """payments on their way (bank transfers) keep the slot
 
+`bookings.payment_processing_since`: set when Checkout completes with a delayed payment method
+(payment_status "unpaid"), cleared when the payment succeeds or fails.
+
 Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-07
 """
-import sqlalchemy as sa  # noqa: F401
-from alembic import op  # noqa: F401
+import sqlalchemy as sa
+from alembic import op
+
+import core.models
 
 revision = '0006'
 down_revision = '0005'
@@ -14,8 +19,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    with op.batch_alter_table("bookings") as batch:
+        batch.add_column(sa.Column("payment_processing_since", core.models.UTCDateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table("bookings") as batch:
+        batch.drop_column("payment_processing_since")
