@@ -140,6 +140,10 @@ class Booking(Base):
     canceled_by: Mapped[str | None] = mapped_column(String(200))
     no_show_at: Mapped[datetime | None]
     reminder_sent_at: Mapped[datetime | None]
+    # A delayed payment (bank transfer) is on its way: Checkout completed but not yet paid. While
+    # set, the slot is held up to the settlement window (hold_expires_at), nobody is asked to pay
+    # again, and the worker leaves the booking alone until then. Cleared when it succeeds or fails.
+    payment_processing_since: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -221,11 +225,7 @@ class WebhookEvent(Base):
     # NULL for requests whose signature failed: a forger must not occupy a real event's key.
     dedupe_key: Mapped[str | None] = mapped_column(String(600), unique=True)
     event_type: Mapped[str] = mapped_column(String(100), default="")
-    # For a rejected or invalid delivery (unauthenticated input): only a bounded prefix, with the
-    # whole body's size and SHA-256 below, so strangers cannot fill the disk. NULL size: kept whole.
     raw_body: Mapped[str] = mapped_column(Text)
-    body_size: Mapped[int | None] = mapped_column(Integer)
-    body_sha256: Mapped[str | None] = mapped_column(String(64))
     headers: Mapped[dict[str, Any] | None]
     signature_valid: Mapped[bool] = mapped_column(Boolean)
     # received → processed | ignored | unmatched | failed ; rejected for bad signatures

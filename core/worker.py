@@ -25,13 +25,16 @@ def drain_outbox(engine: Engine, *, only_ids=None, limit: int = 50) -> outbox.Ru
     return outbox.run_due(engine, EXECUTORS, limit=limit, only_ids=only_ids)
 
 
-def tick(engine: Engine) -> dict[str, int]:
-    """One round of everything the worker does; each part survives the others' failures."""
+def tick(engine: Engine, *, now=None) -> dict[str, int]:
+    """One round of everything the worker does; each part survives the others' failures.
+
+    `now` (default: the clock) is when the hold and reminder rules look from; tests pass it to
+    walk through days of ticks."""
     counts: dict[str, int] = {}
     jobs = {
         "outbox": lambda: drain_outbox(engine).total,
-        "reminders": lambda: holds.send_payment_reminders(engine),
-        "expired": lambda: holds.expire_overdue_holds(engine, stripe_client()),
+        "reminders": lambda: holds.send_payment_reminders(engine, now=now),
+        "expired": lambda: holds.expire_overdue_holds(engine, stripe_client(), now=now),
         "completed": lambda: _complete(engine),
         "throttles": lambda: throttle.prune(engine),
     }
@@ -49,14 +52,6 @@ def _complete(engine: Engine) -> int:
         return booking_service.complete_past_sessions(session)
 
 
-def prune_rejected_webhooks(engine: Engine) -> int:
-    """Rejected and invalid deliveries older than WEBHOOK_REJECTED_RETENTION_DAYS (anyone can send them)."""
-    from datetime import timedelta
-
-    from core.services.webhook_retention import prune_rejected_webhooks as prune
-    return prune(engine, older_than=timedelta(days=get_settings().webhook_rejected_retention_days))
-
-
 def run_forever(stop: threading.Event | None = None) -> None:
     settings = get_settings()
     engine = get_engine()
@@ -64,7 +59,6 @@ def run_forever(stop: threading.Event | None = None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     log.info("worker started (poll every %.1fs)", settings.worker_poll_seconds)
     last_reconcile = 0.0
-    last_prune = float("-inf")  # at start-up, then every WEBHOOK_PRUNE_EVERY_SECONDS (monotonic may start near 0)
     while not stop.is_set():
         counts = tick(engine)
         if any(value for value in counts.values()):
@@ -76,11 +70,4 @@ def run_forever(stop: threading.Event | None = None) -> None:
                 log.info("reconcile: %s", reconcile(engine))
             except Exception:
                 log.exception("reconcile failed; it runs again later")
-        if time.monotonic() - last_prune >= settings.webhook_prune_every_seconds:
-            last_prune = time.monotonic()
-            try:
-                if pruned := prune_rejected_webhooks(engine):
-                    log.info("pruned %d rejected webhook events", pruned)
-            except Exception:
-                log.exception("pruning webhook events failed; it runs again later")
         stop.wait(settings.worker_poll_seconds)

@@ -64,6 +64,12 @@ class BookingRow:
     session_type_name: str
     client_name: str
     client_email: str
+    payment_processing_since: datetime | None = None
+
+    @property
+    def payment_on_its_way(self) -> bool:
+        """Paid by bank transfer and settling: not an unpaid booking."""
+        return self.status == S.PENDING_PAYMENT and self.payment_processing_since is not None
 
 
 @dataclass(frozen=True)
@@ -152,7 +158,7 @@ def _list_query(viewer: Viewer, filters: BookingFilters, *, limit: int | None = 
             refunded_cents_of(Booking.id).label("refunded_cents"),
             Booking.builder_id, Builder.name.label("builder_name"), Booking.session_type_id,
             SessionType.name.label("session_type_name"), Client.name.label("client_name"),
-            Client.email.label("client_email"),
+            Client.email.label("client_email"), Booking.payment_processing_since,
         )
         .select_from(page)
         .join(Booking, Booking.id == page.c.id)
@@ -170,6 +176,7 @@ def _row(r) -> BookingRow:
         paid_cents=int(r.paid_cents), refunded_cents=int(r.refunded_cents), builder_id=r.builder_id,
         builder_name=r.builder_name, session_type_id=r.session_type_id,
         session_type_name=r.session_type_name, client_name=r.client_name, client_email=r.client_email,
+        payment_processing_since=r.payment_processing_since,
     )
 
 
@@ -280,6 +287,12 @@ class PendingPayment:
     hold_expires_at: datetime | None
     checkout_opened: bool
     reminder_sent_at: datetime | None
+    # Paid by bank transfer, settling: the hold lasts the settlement window; no link to resend.
+    payment_processing_since: datetime | None = None
+
+    @property
+    def payment_on_its_way(self) -> bool:
+        return self.payment_processing_since is not None
 
 
 def pending_payments(session: Session, viewer: Viewer, *, builder_id: int | None = None,
@@ -295,7 +308,8 @@ def pending_payments(session: Session, viewer: Viewer, *, builder_id: int | None
     query = (
         select(Booking.id, Client.name, Client.email, Builder.name, SessionType.name, Booking.start_time,
                Booking.amount_cents, Booking.currency, func.coalesce(entered, Booking.created_at),
-               Booking.hold_expires_at, Booking.stripe_checkout_session_id, Booking.reminder_sent_at)
+               Booking.hold_expires_at, Booking.stripe_checkout_session_id, Booking.reminder_sent_at,
+               Booking.payment_processing_since)
         .join(Client, Client.id == Booking.client_id)
         .join(Builder, Builder.id == Booking.builder_id)
         .join(SessionType, SessionType.id == Booking.session_type_id)
@@ -307,7 +321,7 @@ def pending_payments(session: Session, viewer: Viewer, *, builder_id: int | None
     if scope is not None:
         query = query.where(Booking.builder_id == scope)
     return [PendingPayment(r[0], r[1], r[2], r[3], r[4], r[5], int(r[6]), r[7], r[8], r[9],
-                           r[10] is not None, r[11])
+                           r[10] is not None, r[11], r[12])
             for r in session.execute(query)]
 
 
@@ -412,6 +426,7 @@ class BookingDetail:
     end_time: datetime | None
     hold_expires_at: datetime | None
     invitee_timezone: str | None
+    payment_processing_since: datetime | None
     builder_id: int
     builder_name: str
     session_type_name: str
@@ -434,8 +449,13 @@ class BookingDetail:
         return S(self.status) not in FINAL_STATUSES
 
     @property
+    def payment_on_its_way(self) -> bool:
+        """Paid by bank transfer and settling: not an unpaid booking."""
+        return self.status == S.PENDING_PAYMENT and self.payment_processing_since is not None
+
+    @property
     def can_resend_payment_link(self) -> bool:
-        return self.status == S.PENDING_PAYMENT
+        return self.status == S.PENDING_PAYMENT and not self.payment_on_its_way
 
     def money(self, amount_cents: int) -> str:
         return format_amount(amount_cents, self.currency)
@@ -473,6 +493,7 @@ def booking_detail(session: Session, viewer: Viewer, booking_id: str) -> Booking
         refunded_cents=summary.refunded_cents, refundable_cents=summary.refundable_cents,
         created_at=booking.created_at, start_time=booking.start_time, end_time=booking.end_time,
         hold_expires_at=booking.hold_expires_at, invitee_timezone=booking.invitee_timezone,
+        payment_processing_since=booking.payment_processing_since,
         builder_id=booking.builder_id, builder_name=booking.builder.name,
         session_type_name=booking.session_type.name, client_name=booking.client.name,
         client_email=booking.client.email, calendly_event_uri=booking.calendly_event_uri,

@@ -2,6 +2,11 @@
 
 Stripe expires the Checkout Session itself and tells us by webhook; this job is the safety net
 for a webhook that never came, and asks Stripe for the truth before expiring anything.
+
+A payment on its way (bank transfer, `payment_processing`) is not an unpaid hold: it gets no
+reminder, and its hold lasts the settlement window; when that ends, Stripe is asked once and the
+answer acted on. Every overdue hold the worker looks at leaves PENDING_PAYMENT or gets a later
+deadline, so no tick repeats a Stripe call or a history row for a booking where nothing changed.
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ log = logging.getLogger(__name__)
 WORKER = "system:worker"
 GRACE = timedelta(minutes=2)  # let Stripe's own checkout.session.expired arrive first
 ABANDONED_SCHEDULING = timedelta(hours=24)
+FAILED_INTENT_STATUSES = ("requires_payment_method", "canceled")
 
 
 def send_payment_reminders(engine: Engine, *, now=None) -> int:
@@ -34,6 +40,8 @@ def send_payment_reminders(engine: Engine, *, now=None) -> int:
         bookings = session.execute(
             select(Booking).where(
                 Booking.status == S.PENDING_PAYMENT, Booking.reminder_sent_at.is_(None),
+                # Paid by bank and waiting for it to settle: "pay to keep it" would ask for twice.
+                Booking.payment_processing_since.is_(None),
                 Booking.hold_expires_at.is_not(None), Booking.hold_expires_at > now,
                 Booking.hold_expires_at <= now + ahead,
             ).limit(200).with_for_update(skip_locked=True)
@@ -44,20 +52,29 @@ def send_payment_reminders(engine: Engine, *, now=None) -> int:
         return len(bookings)
 
 
-def settle_overdue_hold(engine: Engine, booking_id: str, stripe_client) -> Outcome:
-    """Ask Stripe about the booking's checkout, then confirm, or expire it everywhere."""
+def settle_overdue_hold(engine: Engine, booking_id: str, stripe_client, *, now=None) -> Outcome:
+    """Ask Stripe once about the booking's checkout and act on the answer: confirm, wait for a
+    payment on its way (the first time we learn of it), or expire it everywhere."""
+    now = now or utcnow()
     with session_scope(engine, read_only=True) as session:
         checkout_id = session.get(Booking, booking_id).stripe_checkout_session_id
     checkout = None
     if checkout_id:
-        current = stripe_client.v1.checkout.sessions.retrieve(checkout_id)
+        # With its PaymentIntent: a bank payment that failed leaves the session "complete, unpaid".
+        current = stripe_client.v1.checkout.sessions.retrieve(
+            checkout_id, params={"expand": ["payment_intent"]})
         if current.status == "open":
             current = stripe_client.v1.checkout.sessions.expire(
                 checkout_id, options={"idempotency_key": f"checkout-expire:{checkout_id}"})
         checkout = current.to_dict()
     with session_scope(engine) as session:
         if checkout is not None and checkout.get("status") == "complete":
-            return payment_service.confirm_payment(session, checkout, actor=WORKER)
+            if checkout.get("payment_status") == "unpaid":
+                return _settle_payment_on_its_way(session, booking_id, checkout, now)
+            outcome = payment_service.confirm_payment(session, checkout, actor=WORKER)
+            # A paid session that did not confirm the booking (not the booking's payment) still
+            # ends the hold, or every tick would ask Stripe again.
+            return _expire_if_still_held(session, booking_id, now, cause="hold_expired") or outcome
         if checkout is not None:
             return payment_service.release_hold(session, checkout, actor=WORKER, cause="hold_expired")
         booking = lock_booking(session, booking_id)
@@ -65,6 +82,33 @@ def settle_overdue_hold(engine: Engine, booking_id: str, stripe_client) -> Outco
             return Outcome("ignored", booking.id)
         payment_service.expire_locked(session, booking, actor=WORKER, cause="hold_expired")
         return Outcome("processed", booking.id)
+
+
+def _settle_payment_on_its_way(session, booking_id: str, checkout: dict, now) -> Outcome:
+    """Checkout completed but not paid yet (a bank payment), at the end of the booking's hold."""
+    intent = checkout.get("payment_intent")
+    intent_status = intent.get("status") if isinstance(intent, dict) else None
+    if intent_status in FAILED_INTENT_STATUSES:  # its async_payment_failed webhook was lost
+        return payment_service.release_hold(session, checkout, actor=WORKER, cause="async_payment_failed")
+    booking = lock_booking(session, booking_id)
+    if booking.status == S.PENDING_PAYMENT and booking.payment_processing_since is None:
+        # We had not heard of it (webhook lost): the slot is held for the settlement window.
+        outcome = payment_service.confirm_payment(session, checkout, actor=WORKER)
+        return _expire_if_still_held(session, booking_id, now, cause="hold_expired") or outcome
+    # The settlement window is over and the money has not arrived: the slot is released. If it
+    # still arrives, the late-payment rule refunds it in full.
+    return (_expire_if_still_held(session, booking_id, now, cause="payment_not_settled_in_time")
+            or Outcome("ignored", booking_id))
+
+
+def _expire_if_still_held(session, booking_id: str, now, *, cause: str) -> Outcome | None:
+    """Expire the booking if it is still waiting for payment with its hold over; else None."""
+    booking = lock_booking(session, booking_id)
+    if booking.status != S.PENDING_PAYMENT or (
+            booking.hold_expires_at is not None and booking.hold_expires_at >= now - GRACE):
+        return None
+    payment_service.expire_locked(session, booking, actor=WORKER, cause=cause)
+    return Outcome("processed", booking.id)
 
 
 def expire_overdue_holds(engine: Engine, stripe_client, *, now=None) -> int:
@@ -77,7 +121,7 @@ def expire_overdue_holds(engine: Engine, stripe_client, *, now=None) -> int:
     expired = 0
     for booking_id in overdue:
         try:
-            expired += settle_overdue_hold(engine, booking_id, stripe_client).outcome == "processed"
+            expired += settle_overdue_hold(engine, booking_id, stripe_client, now=now).outcome == "processed"
         except stripe.StripeError as error:  # one unreadable checkout must not hold up the others
             log.warning("hold of %s not settled (Stripe: %s); retried next tick", booking_id,
                         type(error).__name__)

@@ -29,6 +29,12 @@ def _templates(booking: Booking, kind: str, extra: dict) -> tuple[str, str]:
     if kind == "payment_reminder":
         return (f"Your slot for {with_builder} is about to be released",
                 f"Your hold for {_when(booking)} ends soon. Pay {price} to keep it:\n{payment_link}")
+    if kind == "payment_processing":
+        held = booking.hold_expires_at.strftime("%A %d %B %Y, %H:%M UTC") if booking.hold_expires_at else "it clears"
+        return (f"Payment on its way: {with_builder}",
+                f"Your bank payment of {price} is being processed; banks take a few business days. "
+                f"Your slot on {_when(booking)} stays held for you until {held}. There is nothing more "
+                "to pay: we will email you as soon as the payment is confirmed.")
     if kind == "booking_confirmed":
         return (f"Confirmed: {with_builder}",
                 f"Your payment of {price} was received. {session_name} is confirmed for {_when(booking)}.")
@@ -78,6 +84,9 @@ def resend_payment_link(session: Session, booking_id: str, *, actor: str) -> str
     if booking.status != BookingStatus.PENDING_PAYMENT:
         raise DomainError(f"only a booking waiting for payment has a link to resend "
                           f"(this one is {booking.status.lower().replace('_', ' ')})")
+    if booking.payment_processing_since is not None:
+        raise DomainError("the client has already paid by bank transfer and it is on its way; "
+                          "a payment link would ask them to pay twice")
     sent_at = utcnow()
     notify(session, booking, "awaiting_payment", dedupe=f"resend:{sent_at.isoformat()}")
     record(session, booking, cause="payment_link_resent", actor=actor,

@@ -31,7 +31,7 @@ STRIPE_MIN_EXPIRY = timedelta(minutes=30, seconds=10)
 # ---------------------------------------------------------------- checkout
 @dataclass(frozen=True)
 class CheckoutResult:
-    status: str  # redirect | not_payable | waiting
+    status: str  # redirect | not_payable | waiting | processing
     url: str | None = None
     booking_status: str | None = None
 
@@ -82,6 +82,8 @@ def open_checkout(engine: Engine, booking_id: str, stripe_client) -> CheckoutRes
             return CheckoutResult("waiting", booking_status=booking.status)
         if booking.status != S.PENDING_PAYMENT:
             return CheckoutResult("not_payable", booking_status=booking.status)
+        if booking.payment_processing_since is not None:  # paid by bank, on its way: never twice
+            return CheckoutResult("processing", booking_status=booking.status)
         if booking.stripe_checkout_session_id and booking.checkout_url:
             return CheckoutResult("redirect", booking.checkout_url, booking.status)
         now = utcnow()
@@ -138,9 +140,9 @@ def confirm_payment(session: Session, checkout: dict, *, actor: str = STRIPE) ->
     if booking is None:
         return Outcome("unmatched", note="no booking for this checkout session")
     if checkout.get("payment_status") == "unpaid":
-        record(session, booking, cause="payment_processing", actor=actor,
-               details={"checkout_session": checkout.get("id")})
-        return Outcome("processed", booking.id, "payment processing (async)")
+        # A bank payment on its way: hold the slot until it settles (once, however often we hear it).
+        from core.services.payment_processing import note_processing
+        return note_processing(session, booking, checkout, actor=actor)
     intent_id = checkout.get("payment_intent")
     if isinstance(intent_id, dict):
         intent_id = intent_id.get("id")

@@ -145,7 +145,10 @@ def reconcile_checkouts(engine: Engine, client=None) -> dict[str, int]:
     with session_scope(engine, read_only=True) as session:
         pending = list(session.execute(
             select(Booking.id, Booking.stripe_checkout_session_id)
-            .where(Booking.status == S.PENDING_PAYMENT, Booking.stripe_checkout_session_id.is_not(None))
+            .where(Booking.status == S.PENDING_PAYMENT, Booking.stripe_checkout_session_id.is_not(None),
+                   # Completed, settling by bank: its outcome comes as an event (replayed above),
+                   # and the worker asks Stripe once when the settlement window ends.
+                   Booking.payment_processing_since.is_(None))
         ).all())
     for booking_id, checkout_id in pending:
         try:

@@ -42,6 +42,8 @@ def transition(
     previous = booking.status
     booking.status = target
     booking.updated_at = utcnow()
+    if previous == BookingStatus.PENDING_PAYMENT:
+        booking.payment_processing_since = None  # a payment on its way has arrived, failed or lapsed
     session.add(BookingHistory(
         booking_id=booking.id, from_status=previous, to_status=target, cause=cause, actor=actor,
         details=details,

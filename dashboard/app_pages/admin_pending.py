@@ -5,11 +5,11 @@ import streamlit as st
 
 from core.models import utcnow
 from dashboard.lib import actions, data, layout, tables
-from dashboard.lib.fmt import md, zone
+from dashboard.lib.fmt import md, when, zone
 
 viewer = layout.page("Pending payments", admin_only=True,
                      caption="Slots held for clients who have not paid yet. Holds are released automatically "
-                             "when they end.")
+                             "when they end; a bank transfer on its way keeps its slot until it settles.")
 tz = layout.viewer_timezone(viewer)
 
 
@@ -26,13 +26,19 @@ def pending_payments():
                                                   f"{by_id[bid].session_type_name} ({bid})")
     row = by_id[chosen]
     left, right = st.columns(2)
-    if left.button("Resend payment link", key="pending_resend"):
+    if row.payment_on_its_way:
+        # Paid by bank transfer, settling: a payment link would invite the client to pay twice.
+        left.info(f"Bank transfer on its way since {when(row.payment_processing_since, tz, with_zone=True)}: "
+                  "the slot stays held until it settles, so there is no payment link to resend.")
+    elif left.button("Resend payment link", key="pending_resend"):
         actions.resend_payment_link(viewer, row.id)
         st.rerun()
     if right.button("Cancel booking…", key="pending_cancel"):
         actions.ask_to_confirm(
             "cancel", f"Cancel {md(row.client_email)}'s booking of {md(row.session_type_name)}? The held Calendly "
-                      "slot is released; nothing was paid, so nothing is refunded.",
+                      "slot is released; " + ("the bank transfer on its way is refunded in full when it arrives."
+                                              if row.payment_on_its_way else
+                                              "nothing was paid, so nothing is refunded."),
             booking_id=row.id, currency=row.currency, reason="Canceled by admin while awaiting payment")
         st.rerun()
     st.caption(f"Updated {utcnow().astimezone(zone(tz)).strftime('%H:%M:%S')} ({tz}).")

@@ -10,7 +10,7 @@ from core.money import Money, MoneyError, format_amount
 from core.reporting import BookingDetail, BookingFilters, Viewer
 from core.states import BookingStatus, PaymentState
 from dashboard.lib import actions, data, tables
-from dashboard.lib.fmt import first_line, md, payment_label, status_label, when
+from dashboard.lib.fmt import ON_ITS_WAY, first_line, md, payment_label, status_label, when
 
 PAGE_SIZES = (25, 50, 100, 200)
 STATUS_COLORS = {"PENDING_SCHEDULING": "gray", "PENDING_PAYMENT": "orange", "CONFIRMED": "blue",
@@ -89,7 +89,8 @@ def booking_detail(viewer: Viewer, detail: BookingDetail, tz: str) -> None:
     st.subheader(f"{md(detail.client_name or detail.client_email)} · {md(detail.session_type_name)}")
     st.caption(f"Booking `{detail.id}` with {md(detail.builder_name)}, booked {when(detail.created_at, tz)}")
     st.markdown(f":{STATUS_COLORS.get(detail.status, 'gray')}-badge[{status_label(detail.status)}] "
-                f":{PAYMENT_COLORS.get(detail.payment_status, 'gray')}-badge[{payment_label(detail.payment_status)}]")
+                f":{'blue' if detail.payment_on_its_way else PAYMENT_COLORS.get(detail.payment_status, 'gray')}-badge"
+                f"[{payment_label(detail.payment_status, on_its_way=detail.payment_on_its_way)}]")
     cols = st.columns(4)
     cols[0].metric("Price", detail.money(detail.amount_cents))
     cols[1].metric("Paid", detail.money(detail.paid_cents))
@@ -100,6 +101,8 @@ def booking_detail(viewer: Viewer, detail: BookingDetail, tz: str) -> None:
         "Client": f"{md(detail.client_name)} {md(f'<{detail.client_email}>')}",
         "Client's timezone": md(detail.invitee_timezone or ""),
         "Hold ends": when(detail.hold_expires_at, tz, with_zone=True),
+        "Payment": (f"{ON_ITS_WAY} (paid by bank {when(detail.payment_processing_since, tz, with_zone=True)}; "
+                    "the slot is held until it settles)") if detail.payment_on_its_way else "",
         "Calendly event": md(detail.calendly_event_uri or ""),
         "Stripe checkout": md(detail.stripe_checkout_session_id or ""),
         "Canceled": f"{md(detail.cancel_reason)} (by {md(detail.canceled_by or '')})" if detail.cancel_reason else "",

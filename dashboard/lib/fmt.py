@@ -50,8 +50,12 @@ def status_label(status: str) -> str:
     return STATUS_LABELS.get(status, status)
 
 
-def payment_label(state: str) -> str:
-    return PAYMENT_LABELS.get(state, state)
+ON_ITS_WAY = "Bank transfer on its way"
+
+
+def payment_label(state: str, *, on_its_way: bool = False) -> str:
+    """The ledger's payment state; a settling bank payment is not "Unpaid"."""
+    return ON_ITS_WAY if on_its_way else PAYMENT_LABELS.get(state, state)
 
 
 def minutes_until(value: datetime | None, now: datetime) -> str:

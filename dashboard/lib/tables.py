@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from dashboard.lib.fmt import first_line, money, payment_label, status_label, when
+from dashboard.lib.fmt import ON_ITS_WAY, first_line, money, payment_label, status_label, when
 
 
 def bookings_frame(rows: Sequence, tz: str, *, with_builder: bool) -> pd.DataFrame:
@@ -13,7 +13,8 @@ def bookings_frame(rows: Sequence, tz: str, *, with_builder: bool) -> pd.DataFra
     for r in rows:
         record = {
             "Booked": when(r.created_at, tz), "Session": when(r.start_time, tz),
-            "Status": status_label(r.status), "Payment": payment_label(r.payment_status),
+            "Status": status_label(r.status),
+            "Payment": payment_label(r.payment_status, on_its_way=getattr(r, "payment_on_its_way", False)),
             "Price": money(r.amount_cents, r.currency), "Paid": money(r.paid_cents, r.currency),
             "Refunded": money(r.refunded_cents, r.currency), "Client": r.client_name,
             "Email": r.client_email, "Session type": r.session_type_name,
@@ -42,6 +43,7 @@ def pending_frame(rows: Sequence, tz: str, now) -> pd.DataFrame:
         "Ends": minutes_until(r.hold_expires_at, now), "Client": r.client_name, "Email": r.client_email,
         "Amount": money(r.amount_cents, r.currency), "Builder": r.builder_name,
         "Session type": r.session_type_name, "Session": when(r.start_time, tz),
+        "Payment": ON_ITS_WAY if r.payment_on_its_way else "Not paid yet",
         "Checkout opened": "yes" if r.checkout_opened else "no",
         "Reminder sent": when(r.reminder_sent_at, tz), "Booking": r.id,
     } for r in rows])

@@ -87,9 +87,10 @@ def success(request: Request, engine: EngineDep, visitor: VisitorDep, background
             select(Booking).where(Booking.stripe_checkout_session_id == session_id)
         ).scalar_one_or_none() if session_id.startswith("cs_") else None
         booking_id, status = (booking.id, booking.status) if booking else (None, None)
+        on_its_way = booking is not None and booking.payment_processing_since is not None
     if booking_id is None:
         return _not_found(request)
-    if status == "PENDING_PAYMENT":
+    if status == "PENDING_PAYMENT" and not on_its_way:  # a bank payment on its way: Stripe has told us
         # Stripe advises fulfilling from the session on the success page too; we still only trust
         # what Stripe's API says, never the redirect itself.
         try:
