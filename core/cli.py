@@ -31,6 +31,23 @@ def _positive_int(text: str) -> int:
     return value
 
 
+MIN_RETENTION_DAYS = 7  # providers redeliver for days; a kept event is what makes a redelivery a duplicate
+_DURATION_UNITS = {"h": 1 / 24, "d": 1, "w": 7}
+
+
+def _retention_age(text: str):
+    """'90d', '12w' or '720h' → a timedelta of at least MIN_RETENTION_DAYS."""
+    from datetime import timedelta
+    value = text.strip().lower()
+    number, unit = value[:-1], value[-1:]
+    if not (number.isascii() and number.isdigit() and unit in _DURATION_UNITS and len(number) <= 6):
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (write it like 90d, 12w or 720h)")
+    days = int(number) * _DURATION_UNITS[unit]
+    if days < MIN_RETENTION_DAYS:
+        raise argparse.ArgumentTypeError(f"{text} is too short: keep webhook events at least {MIN_RETENTION_DAYS}d")
+    return timedelta(days=days)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m core", description="Booking-to-payment operations.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -69,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("reconcile", help="ask Stripe and Calendly for the truth and apply it")
     p = commands.add_parser("replay-webhooks", help="reprocess stored webhook events")
     p.add_argument("--failed", action="store_true", required=True, help="replay the failed ones")
+    p = commands.add_parser("prune-webhooks", help="delete stored webhook events older than a retention age "
+                            "(never ones a booking refers to, nor ones still to be processed)")
+    p.add_argument("--older-than", required=True, type=_retention_age, metavar="AGE",
+                   help=f"e.g. 90d, 12w or 720h (at least {MIN_RETENTION_DAYS}d)")
+    p.add_argument("--rejected-only", action="store_true", help="only rejected and invalid deliveries")
+    p.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")
     return parser
 
 

@@ -103,11 +103,25 @@ def cmd_replay_webhooks(_args) -> None:
     print(f"replayed {len(ids)} failed webhook events: {outcomes or 'nothing to do'}")
 
 
+def cmd_prune_webhooks(args) -> None:
+    from core.services.webhook_retention import (
+        PRUNABLE_OUTCOMES, UNAUTHENTICATED_OUTCOMES, prune_webhook_events,
+    )
+
+    def progress(done: int, total: int) -> None:
+        print(f"checked {done}/{total}", flush=True)
+
+    summary = prune_webhook_events(
+        get_engine(), older_than=args.older_than, dry_run=args.dry_run, progress=progress,
+        outcomes=UNAUTHENTICATED_OUTCOMES if args.rejected_only else PRUNABLE_OUTCOMES)
+    print(summary.line(dry_run=args.dry_run))
+
+
 COMMANDS = {
     "migrate": cmd_migrate, "add-builder": cmd_add_builder, "set-price": cmd_set_price,
     "add-user": cmd_add_user, "demo-data": cmd_demo_data, "show-booking": cmd_show_booking,
     "worker": cmd_worker, "run-outbox": cmd_run_outbox, "reconcile": cmd_reconcile,
-    "replay-webhooks": cmd_replay_webhooks,
+    "replay-webhooks": cmd_replay_webhooks, "prune-webhooks": cmd_prune_webhooks,
 }
 
 

@@ -78,7 +78,15 @@ class Settings(BaseSettings):
     payment_settlement_business_days: int = Field(default=5, ge=1, le=30)
     worker_poll_seconds: float = Field(default=2.0, gt=0)
     reconcile_every_seconds: float = Field(default=300.0, gt=0)
+    # Request bodies, one limit per route family, refused with 413 before they are buffered
+    # (webhook_service/body_limit.py): the webhook endpoints, the JSON/admin API, form pages.
     webhook_max_body_bytes: int = Field(default=256 * 1024, gt=0)
+    api_max_body_bytes: int = Field(default=256 * 1024, gt=0)
+    form_max_body_bytes: int = Field(default=64 * 1024, gt=0)
+    # Rejected and invalid webhook deliveries (unauthenticated input) are pruned by the worker
+    # after this many days; `python -m core prune-webhooks --older-than 90d` ages out the rest.
+    webhook_rejected_retention_days: int = Field(default=30, ge=1)
+    webhook_prune_every_seconds: float = Field(default=3600.0, gt=0)
     # Carry out outbox entries right after the request that wrote them (the worker is the backstop).
     run_outbox_after_request: bool = True
     # Benchmarks only: expose /api/webhooks/_floor/{provider}, which verifies and answers 200.

@@ -225,7 +225,11 @@ class WebhookEvent(Base):
     # NULL for requests whose signature failed: a forger must not occupy a real event's key.
     dedupe_key: Mapped[str | None] = mapped_column(String(600), unique=True)
     event_type: Mapped[str] = mapped_column(String(100), default="")
+    # For a rejected or invalid delivery (unauthenticated input): only a bounded prefix, with the
+    # whole body's size and SHA-256 below, so strangers cannot fill the disk. NULL size: kept whole.
     raw_body: Mapped[str] = mapped_column(Text)
+    body_size: Mapped[int | None] = mapped_column(Integer)
+    body_sha256: Mapped[str | None] = mapped_column(String(64))
     headers: Mapped[dict[str, Any] | None]
     signature_valid: Mapped[bool] = mapped_column(Boolean)
     # received → processed | ignored | unmatched | failed ; rejected for bad signatures

@@ -52,6 +52,14 @@ def _complete(engine: Engine) -> int:
         return booking_service.complete_past_sessions(session)
 
 
+def prune_rejected_webhooks(engine: Engine) -> int:
+    """Rejected and invalid deliveries older than WEBHOOK_REJECTED_RETENTION_DAYS (anyone can send them)."""
+    from datetime import timedelta
+
+    from core.services.webhook_retention import prune_rejected_webhooks as prune
+    return prune(engine, older_than=timedelta(days=get_settings().webhook_rejected_retention_days))
+
+
 def run_forever(stop: threading.Event | None = None) -> None:
     settings = get_settings()
     engine = get_engine()
@@ -59,6 +67,7 @@ def run_forever(stop: threading.Event | None = None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     log.info("worker started (poll every %.1fs)", settings.worker_poll_seconds)
     last_reconcile = 0.0
+    last_prune = float("-inf")  # at start-up, then every WEBHOOK_PRUNE_EVERY_SECONDS (monotonic may start near 0)
     while not stop.is_set():
         counts = tick(engine)
         if any(value for value in counts.values()):
@@ -70,4 +79,11 @@ def run_forever(stop: threading.Event | None = None) -> None:
                 log.info("reconcile: %s", reconcile(engine))
             except Exception:
                 log.exception("reconcile failed; it runs again later")
+        if time.monotonic() - last_prune >= settings.webhook_prune_every_seconds:
+            last_prune = time.monotonic()
+            try:
+                if pruned := prune_rejected_webhooks(engine):
+                    log.info("pruned %d rejected webhook events", pruned)
+            except Exception:
+                log.exception("pruning webhook events failed; it runs again later")
         stop.wait(settings.worker_poll_seconds)

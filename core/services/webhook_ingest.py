@@ -57,13 +57,19 @@ def _kept(headers: dict[str, str]) -> dict[str, str]:
     return {k: lowered[k][:1000] for k in KEPT_HEADERS if k in lowered}
 
 
+REJECTED_BODY_PREFIX_BYTES = 2048  # enough to see what a refused delivery was; never the whole body
+
+
 def _store_rejected(engine: Engine, provider: str, raw: bytes, headers: dict, outcome: str,
                     error: str, event_type: str = "") -> None:
+    """Keep a refused delivery small: anyone can send them, so its row is bounded (headers, size,
+    SHA-256 and a prefix of the body), whatever the body's size."""
     with session_scope(engine) as session:
         session.add(WebhookEvent(
             provider=provider, dedupe_key=None, event_type=event_type[:100],
-            raw_body=_stored_text(raw), headers=_kept(headers), signature_valid=False
-            if outcome == "rejected" else True, outcome=outcome, error=error, processed_at=utcnow(),
+            raw_body=_stored_text(raw[:REJECTED_BODY_PREFIX_BYTES]), body_size=len(raw),
+            body_sha256=hashlib.sha256(raw).hexdigest(), headers=_kept(headers),
+            signature_valid=outcome != "rejected", outcome=outcome, error=error[:1000], processed_at=utcnow(),
         ))
 
 
