@@ -99,3 +99,21 @@ def test_one_unreadable_checkout_does_not_hold_up_other_expiries(live):
     holds.expire_overdue_holds(live.engine, stripe_client())  # (Stripe's expiry webhook may do the move)
     assert live.status(healthy) == "EXPIRED"
     assert live.status(broken) == "PENDING_PAYMENT"  # left for the next tick, with a warning
+
+
+def test_a_young_abandoned_booking_survives_and_an_old_one_expires(engine):
+    """A booking still waiting for its Calendly slot is kept for 24 h; only then the worker ends it."""
+    from tests.factories import make_booking
+
+    now = utcnow()
+    with session_scope(engine) as db:
+        young = make_booking(db, "PENDING_SCHEDULING", created_at=now - timedelta(hours=23, minutes=50)).id
+        old = make_booking(db, "PENDING_SCHEDULING", created_at=now - timedelta(hours=24, minutes=10)).id
+    assert holds.expire_overdue_holds(engine, stripe_client=None, now=now) == 1
+    with session_scope(engine, read_only=True) as db:
+        assert db.get(Booking, young).status == "PENDING_SCHEDULING"
+        assert db.get(Booking, old).status == "EXPIRED"
+    # An hour later the young one has passed 24 h too.
+    assert holds.expire_overdue_holds(engine, stripe_client=None, now=now + timedelta(hours=1)) == 1
+    with session_scope(engine, read_only=True) as db:
+        assert db.get(Booking, young).status == "EXPIRED"
