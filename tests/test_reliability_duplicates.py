@@ -8,10 +8,13 @@ very body (signed again, as a provider's retry is) itself.
 """
 from __future__ import annotations
 
+import secrets
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
 import pytest
+import requests
 
 from core.db import session_scope
 from core.models import Booking
@@ -36,6 +39,8 @@ class Case:
     calendly_cancels: int = 0               # our cancellations of the booking's Calendly event
     intent: str | None = None
     event_uuid: str | None = None
+    refund_status: str = "succeeded"        # our refunds' status afterwards
+    dispute_status: str | None = None       # the payment's dispute status afterwards
 
 
 def _scheduled(live):
@@ -159,6 +164,80 @@ def dispute_created(live) -> Case:
                         intent=intent)
 
 
+def _stand_in(live, path: str) -> dict:
+    """An object as Stripe's API returns it (the stand-in's /v1 API)."""
+    auth = {"Authorization": f"Bearer {live.settings.stripe_secret_key}"}
+    answer = requests.get(f"{live.stripe}/v1/{path}", headers=auth, timeout=30)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def _crafted(kind: str, obj: dict) -> dict:
+    """An event the stand-in does not emit itself, around the stand-in's own object."""
+    return {"id": f"evt_{secrets.token_hex(12)}", "object": "event", "type": kind, "created": int(time.time()),
+            "data": {"object": obj}, "livemode": False, "api_version": "2025-03-31.basil", "pending_webhooks": 1}
+
+
+def _pending_refund(live):
+    """A paid booking with an admin's 1500 refund that Stripe holds as pending."""
+    booking_id, _answer, intent = _paid(live)
+    live.stripe_sandbox("POST", "/config", {"refund_status": "pending"})
+    assert live.admin("POST", f"/api/bookings/{booking_id}/refund", json={"amount_cents": 1500}).status_code == 202
+    settle(live)
+    [ours] = refunds(live.engine, booking_id)
+    assert ours.status == "pending" and ours.stripe_refund_id
+    _both_off(live)
+    return booking_id, intent, ours.stripe_refund_id
+
+
+def refund_updated(live) -> Case:
+    booking_id, intent, refund_id = _pending_refund(live)
+    live.stripe_sandbox("POST", f"/refunds/{refund_id}/settle", {"status": "succeeded"})
+    event = stripe_event(live, "refund.updated", id=refund_id)
+    return _stripe_case(live, booking_id, event, status="CONFIRMED", history=["refund_succeeded"], outbox={},
+                        stripe_refunds=[1500], intent=intent)
+
+
+def refund_failed(live) -> Case:
+    booking_id, intent, refund_id = _pending_refund(live)
+    live.stripe_sandbox("POST", f"/refunds/{refund_id}/settle", {"status": "failed"})
+    event = stripe_event(live, "refund.failed", id=refund_id)
+    return _stripe_case(live, booking_id, event, status="CONFIRMED", history=["refund_failed"], outbox={},
+                        stripe_refunds=[1500], intent=intent, refund_status="failed")
+
+
+def refund_created(live) -> Case:
+    """A refund made in Stripe's dashboard, announced by refund.created (crafted around the real refund)."""
+    booking_id, _answer, intent = _paid(live)
+    _both_off(live)
+    refund = live.stripe_sandbox("POST", f"/charges/{intent}/refund", {"amount": 2000}).json()
+    event = _crafted("refund.created", _stand_in(live, f"refunds/{refund['id']}"))
+    return _stripe_case(live, booking_id, event, status="CONFIRMED", history=["refund_imported"], outbox={},
+                        stripe_refunds=[2000], intent=intent)
+
+
+def _disputed(live):
+    booking_id, _answer, intent = _paid(live)
+    dispute = live.stripe_sandbox("POST", f"/charges/{intent}/dispute", {"reason": "fraudulent"}).json()
+    settle(live)
+    _both_off(live)
+    return booking_id, intent, _stand_in(live, f"disputes/{dispute['id']}")
+
+
+def dispute_updated(live) -> Case:
+    booking_id, intent, dispute = _disputed(live)
+    event = _crafted("charge.dispute.updated", {**dispute, "status": "under_review"})
+    return _stripe_case(live, booking_id, event, status="CONFIRMED", history=["dispute"], outbox={},
+                        intent=intent, dispute_status="under_review")
+
+
+def dispute_closed(live) -> Case:
+    booking_id, intent, dispute = _disputed(live)
+    event = _crafted("charge.dispute.closed", {**dispute, "status": "lost"})
+    return _stripe_case(live, booking_id, event, status="CONFIRMED", history=["dispute"], outbox={},
+                        intent=intent, dispute_status="lost")
+
+
 CASES = {
     "invitee.created": invitee_created,
     "invitee.canceled": invitee_canceled,
@@ -169,6 +248,11 @@ CASES = {
     "checkout.session.expired": checkout_expired,
     "charge.refunded": charge_refunded,
     "charge.dispute.created": dispute_created,
+    "refund.created": refund_created,
+    "refund.updated": refund_updated,
+    "refund.failed": refund_failed,
+    "charge.dispute.updated": dispute_updated,
+    "charge.dispute.closed": dispute_closed,
 }
 
 
@@ -202,7 +286,7 @@ def test_an_event_delivered_five_times_has_exactly_one_effect(live, event_type, 
     assert len(paid) == (0 if case.status in ("PENDING_PAYMENT", "EXPIRED") else 1)
     ours = refunds(live.engine, case.booking_id)
     assert [r.amount_cents for r in ours] == case.stripe_refunds
-    assert all(r.status == "succeeded" and r.stripe_refund_id for r in ours)
+    assert all(r.status == case.refund_status and r.stripe_refund_id for r in ours)
     if case.intent:
         at_stripe = stand_in_refunds(live, case.intent)
         assert sorted(r["amount"] for r in at_stripe) == sorted(case.stripe_refunds)
@@ -216,3 +300,9 @@ def test_an_event_delivered_five_times_has_exactly_one_effect(live, event_type, 
     if event_type == "charge.dispute.created":
         assert paid[0].dispute_status == "needs_response"
         assert live.booking(case.booking_id)["payment_status"] == "disputed"
+    if case.dispute_status:
+        assert paid[0].dispute_status == case.dispute_status
+    if event_type.startswith("refund."):
+        # The ledger counts a failed refund as money still refundable, a succeeded one as refunded.
+        refunded = sum(r.amount_cents for r in ours if r.status != "failed")
+        assert live.booking(case.booking_id)["refunded_cents"] == refunded
