@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     # A delayed payment (bank debit/transfer) keeps its slot this many business days (Mon–Fri)
     # after Checkout completes (ACH debits settle within 4), but never past the session's start.
     payment_settlement_business_days: int = Field(default=5, ge=1, le=30)
+    # A client's sign-in lasts this long, or the longer one when they tick "keep me signed in".
+    client_session_hours: int = Field(default=12, ge=1, le=7 * 24)
+    client_session_remember_days: int = Field(default=30, ge=1, le=365)
     worker_poll_seconds: float = Field(default=2.0, gt=0)
     reconcile_every_seconds: float = Field(default=300.0, gt=0)
     # Request bodies, one limit per route family, refused with 413 before they are buffered

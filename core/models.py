@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, MetaData, String, Text,
-    TypeDecorator, UniqueConstraint,
+    TypeDecorator, UniqueConstraint, false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -294,6 +294,23 @@ class LoginToken(Base):
     next_url: Mapped[str | None] = mapped_column(String(500))
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
+    # The client ticked "keep me signed in": the session this link opens is a long one.
+    remember: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class ClientSession(Base):
+    """A signed-in client on our pages. The cookie carries the session id; only its hash is stored,
+    and the row decides: sign-out or revocation ends it on the server, whatever cookie remains."""
+
+    __tablename__ = "client_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    remember: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    revoked_at: Mapped[datetime | None]
 
 
 class ThrottleCounter(Base):
@@ -321,6 +338,7 @@ class SystemState(Base):
 
 __all__ = [
     "Base", "Builder", "SessionType", "Client", "Booking", "Payment", "Refund", "BookingHistory",
-    "WebhookEvent", "OutboxEntry", "Notification", "DashboardUser", "LoginToken", "SystemState",
+    "WebhookEvent", "OutboxEntry", "Notification", "DashboardUser", "LoginToken", "ClientSession",
+    "SystemState",
     "ThrottleCounter", "utcnow", "new_booking_id",
 ]

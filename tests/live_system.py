@@ -98,9 +98,15 @@ class LiveSystem:
         self.pick_slot(calendly_url)
         return booking_id
 
+    def payment_url(self, booking_id: str) -> str:
+        """The client's payment link as our emails carry it (with the token that shows the booking
+        to its owner): /payment/{id} without it shows a stranger nothing (issue 9)."""
+        from core.services.booking_access import payment_path
+        return f"{self.web}{payment_path(booking_id)}"
+
     def checkout(self, booking_id: str) -> str:
-        """GET /payment/{id} → the Checkout Session id it redirects to."""
-        answer = requests.get(f"{self.web}/payment/{booking_id}", allow_redirects=False, timeout=30)
+        """GET the client's payment link → the Checkout Session id it redirects to."""
+        answer = requests.get(self.payment_url(booking_id), allow_redirects=False, timeout=30)
         assert answer.status_code == 303, answer.text
         return answer.headers["location"].rsplit("/", 1)[1]
 

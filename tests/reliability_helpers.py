@@ -67,8 +67,8 @@ def stripe_event(live, event_type: str, **match) -> dict:
 
 # ---------------------------------------------------------------- the client's payment page
 def payment_page(live, booking_id: str) -> requests.Response:
-    """The client's GET /payment/{id}, following our own redirects (not Stripe's)."""
-    url = f"{live.web}/payment/{booking_id}"
+    """The client's GET of their emailed payment link, following our own redirects (not Stripe's)."""
+    url = live.payment_url(booking_id)
     for _ in range(3):
         answer = requests.get(url, allow_redirects=False, timeout=30, headers={"Accept": "text/html"})
         location = answer.headers.get("location", "")

@@ -11,6 +11,7 @@ import requests
 
 from core.db import session_scope
 from core.models import Booking
+from core.services.booking_access import link_token
 from tests.webhook_helpers import future_slot, refunds, settle
 
 BOOKING_FIELDS = {"id", "status", "payment_status", "amount_cents", "currency", "refunded_cents", "start_time",
@@ -255,7 +256,7 @@ def test_calendlys_redirect_without_a_booking_reference_is_a_400_page(live):
 def test_the_payment_page_waits_for_calendly_while_scheduling(live):
     booking_id, _ = live.start_booking(live.signed_in_client())
 
-    page = requests.get(f"{live.web}/payment/{booking_id}", allow_redirects=False, timeout=10)
+    page = requests.get(live.payment_url(booking_id), allow_redirects=False, timeout=10)
 
     assert page.status_code == 200
     assert re.search(r'<meta http-equiv="refresh" content="\d+"', page.text)
@@ -266,7 +267,7 @@ def test_the_payment_page_waits_for_calendly_while_scheduling(live):
 def test_the_payment_page_of_a_confirmed_booking_shows_its_status(live):
     booking_id = confirmed(live)
 
-    page = requests.get(f"{live.web}/payment/{booking_id}", allow_redirects=False, timeout=10)
+    page = requests.get(live.payment_url(booking_id), allow_redirects=False, timeout=10)
 
     assert page.status_code == 200 and "You're booked" in page.text
     assert 'http-equiv="refresh"' not in page.text
@@ -277,7 +278,7 @@ def test_the_payment_page_of_a_canceled_booking_offers_no_payment(live):
     booking_id, answer = scheduled(live)
     live.calendly_sandbox("POST", f"/invitees/{answer['invitee_uuid']}/cancel", {})
 
-    page = requests.get(f"{live.web}/payment/{booking_id}", allow_redirects=False, timeout=10)
+    page = requests.get(live.payment_url(booking_id), allow_redirects=False, timeout=10)
 
     assert page.status_code == 200 and "This booking was canceled" in page.text
     assert live.stripe_state()["sessions"] == []
@@ -294,7 +295,8 @@ def test_the_success_redirect_alone_does_not_confirm(live):
     booking_id, _ = scheduled(live)
     checkout_id = live.checkout(booking_id)
 
-    page = requests.get(f"{live.web}/payment/success", params={"session_id": checkout_id}, timeout=10)
+    page = requests.get(f"{live.web}/payment/success", params={"session_id": checkout_id,
+                                                               "t": link_token(booking_id)}, timeout=10)
 
     assert page.status_code == 200 and "You're booked" not in page.text
     assert live.status(booking_id) == "PENDING_PAYMENT"
@@ -310,7 +312,7 @@ def test_ten_concurrent_payment_page_loads_create_one_checkout_session(live):
 
     def load():
         barrier.wait()
-        answer = requests.get(f"{live.web}/payment/{booking_id}", allow_redirects=False, timeout=30)
+        answer = requests.get(live.payment_url(booking_id), allow_redirects=False, timeout=30)
         with lock:
             answers.append(answer)
 

@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from core.db import make_engine, session_scope
 from core.models import OutboxEntry, Payment, Refund
 from core.services import outbox
+from core.services.booking_access import payment_path
 from core.services.outbox import enqueue
 from core.services.side_effects import EXECUTORS
 from tests.reliability_helpers import (
@@ -86,7 +87,7 @@ def test_twenty_payment_page_loads_on_four_processes_open_one_checkout_session(l
     delivery(live, stripe="off")
 
     pages = all_at_once(DELIVERIES, lambda i: requests.get(
-        f"{cluster[i % PROCESSES]}/payment/{booking_id}", allow_redirects=False, timeout=60))
+        f"{cluster[i % PROCESSES]}{payment_path(booking_id)}", allow_redirects=False, timeout=60))
 
     assert [page.status_code for page in pages] == [303] * DELIVERIES
     [location] = {page.headers["location"] for page in pages}

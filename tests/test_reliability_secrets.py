@@ -117,9 +117,9 @@ def test_a_whole_flow_with_failures_leaks_no_secret(secret_live, all_logs, capfd
     # Book, pay, cancel in Calendly: refunded by the outbox.
     booking_id, url = live.start_booking(live.signed_in_client())
     answer = live.pick_slot(url, future_slot(days=3, hour=10))
-    keep(requests.get(f"{live.web}/payment/{booking_id}", allow_redirects=False, timeout=30))
+    keep(requests.get(live.payment_url(booking_id), allow_redirects=False, timeout=30))
     live.pay(booking_id)
-    keep(requests.get(f"{live.web}/payment/{booking_id}", timeout=30, headers={"Accept": "text/html"}))
+    keep(requests.get(live.payment_url(booking_id), timeout=30, headers={"Accept": "text/html"}))
     live.calendly_sandbox("POST", f"/invitees/{answer['invitee_uuid']}/cancel", {})
     settle(live)
     assert live.booking(booking_id)["payment_status"] == "refunded"
@@ -134,7 +134,7 @@ def test_a_whole_flow_with_failures_leaks_no_secret(secret_live, all_logs, capfd
     third = live.book()
     live.stripe_sandbox("POST", "/faults", {"mode": "500", "path_prefix": "/v1/checkout/sessions", "count": 3,
                                             "method": "POST"})
-    page = keep(requests.get(f"{live.web}/payment/{third}", allow_redirects=False, timeout=30,
+    page = keep(requests.get(live.payment_url(third), allow_redirects=False, timeout=30,
                              headers={"Accept": "text/html"}))
     assert page.status_code == 503
     # Calendly down on the profile page.
@@ -162,7 +162,7 @@ def test_a_whole_flow_with_failures_leaks_no_secret(secret_live, all_logs, capfd
         "status": "needs_response", "reason": "fraudulent"}), live)
     assert keep(requests.post(f"{live.web}/api/webhooks/stripe", data=raw, headers=headers, timeout=30)).status_code == 500
     monkeypatch.setattr(payment_service, "open_checkout", crash)
-    assert keep(requests.get(f"{live.web}/payment/{third}", timeout=30,
+    assert keep(requests.get(live.payment_url(third), timeout=30,
                              headers={"Accept": "text/html"})).status_code == 500
     settle(live)
 
@@ -195,9 +195,9 @@ def test_error_pages_show_no_traceback_and_no_secret(secret_live, monkeypatch):
     monkeypatch.setattr(payment_service, "open_checkout", crash)
     monkeypatch.setattr(api_routes, "booking_json", crash)
 
-    html = requests.get(f"{live.web}/payment/{booking_id}", timeout=30, headers={"Accept": "text/html"})
+    html = requests.get(live.payment_url(booking_id), timeout=30, headers={"Accept": "text/html"})
     api = live.admin("GET", f"/api/bookings/{booking_id}")
-    plain = requests.get(f"{live.web}/payment/{booking_id}", timeout=30)
+    plain = requests.get(live.payment_url(booking_id), timeout=30)
 
     assert html.status_code == 500 and "Something went wrong on our side" in html.text
     assert api.status_code == 500 and api.json() == {"detail": "internal error; it has been logged"}

@@ -39,7 +39,9 @@ SCRIPT = "<script>alert(1)</script>"
 IMG = '"><img src=x onerror=alert(1)>'
 TEMPLATE = "{{7*7}}"
 NAME = f"{SCRIPT} {IMG} {TEMPLATE} Casey"
-EMAIL = '"><img/src=x/onerror=alert(1)><script>alert(1)</script>{{7*7}}@example.com'
+# Addresses are validated since issue 9 (a quoted or <>-carrying address is refused at the door), so the
+# email is the most hostile one still accepted: quote, ampersand, braces and equals in the local part.
+EMAIL = "o'brien+{{7*7}}&x=1@example.com"
 ANSWER = f"answer {SCRIPT}{IMG}{TEMPLATE}"
 REASON = f"reason {SCRIPT} {IMG} {TEMPLATE} [click](javascript:alert(1)) ![x](http://e.test/x.png)"
 BUILDER = f"Ada {SCRIPT}{IMG}{TEMPLATE}"
@@ -117,7 +119,7 @@ def journey(hostile_builder):
     with session_scope(live.engine, read_only=True) as session:
         assert session.get(Booking, booking_id).client.name == NAME  # stored as typed
 
-    pages["payment (waiting for Calendly)"] = requests.get(f"{live.web}/payment/{booking_id}", timeout=30).text
+    pages["payment (waiting for Calendly)"] = browser.get(f"{live.web}/payment/{booking_id}", timeout=30).text
     pages["Calendly booking page"] = requests.get(f"{calendly_url}&a1={requests.utils.quote(ANSWER)}",
                                                   timeout=30).text
     query = {k: v[0] for k, v in parse_qs(urlsplit(calendly_url).query).items()}
@@ -128,11 +130,11 @@ def journey(hostile_builder):
     assert booked.status_code == 201, booked.text
     wait_for(lambda: live.status(booking_id) == "PENDING_PAYMENT")
 
-    checkout = requests.get(f"{live.web}/payment/{booking_id}", allow_redirects=False, timeout=30)
+    checkout = browser.get(f"{live.web}/payment/{booking_id}", allow_redirects=False, timeout=30)
     assert checkout.status_code == 303
     pages["Stripe checkout"] = requests.get(checkout.headers["location"], timeout=30).text
     checkout_id = checkout.headers["location"].rsplit("/", 1)[1]
-    pages["payment canceled at Stripe"] = requests.get(f"{live.web}/payment/cancel?booking={booking_id}", timeout=30).text
+    pages["payment canceled at Stripe"] = browser.get(f"{live.web}/payment/cancel?booking={booking_id}", timeout=30).text
     assert live.stripe_sandbox("POST", f"/checkout/{checkout_id}/pay").status_code == 200
     wait_for(lambda: live.status(booking_id) == "CONFIRMED")
     pages["payment success"] = browser.get(f"{live.web}/payment/success?session_id={checkout_id}", timeout=30).text
@@ -216,7 +218,7 @@ def test_a_calendly_link_that_is_not_http_is_not_rendered_as_a_link(live):
     with session_scope(live.engine) as session:
         session.get(Booking, booking_id).status = "CONFIRMED"  # the page shows the links once confirmed
 
-    page = requests.get(f"{live.web}/payment/{booking_id}", timeout=30).text
+    page = requests.get(live.payment_url(booking_id), timeout=30).text
 
     assert "You're booked" in page or "booked" in page
     assert_shown_escaped(page, where="confirmed page with javascript: links")

@@ -2,19 +2,25 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
 from core.config import settings_or_exit
 from core.db import get_engine
 from core.services.throttle import Throttled
 from webhook_service.nul_guard import RefuseNul
+from webhook_service.security_headers import SecurityHeaders
 from webhook_service.openapi import HEALTH
 from webhook_service.rendering import error_page
 from webhook_service.routes import api, client_pages, payment_pages, webhooks
+
+
+STATIC_DIR = Path(__file__).parent / "static"
 
 
 def _wants_html(request: Request) -> bool:
@@ -22,14 +28,18 @@ def _wants_html(request: Request) -> bool:
 
 
 def create_app() -> FastAPI:
-    settings_or_exit()  # a bad configuration stops start-up with one line
+    settings = settings_or_exit()  # a bad configuration stops start-up with one line
+    # The interactive docs and the schema describe every route: offered in sandbox mode only.
+    docs = {} if settings.sandbox else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(title="BuildAppsWith bookings", version="1.0.0",
-                  description="Calendly booking → Stripe payment, with webhooks and an admin API.")
+                  description="Calendly booking → Stripe payment, with webhooks and an admin API.", **docs)
     app.include_router(webhooks.router)
     app.include_router(api.router)
     app.include_router(payment_pages.router)
     app.include_router(client_pages.router)
     app.add_middleware(RefuseNul)  # PostgreSQL text cannot hold NUL: refuse it as a 422, not a 500
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    app.add_middleware(SecurityHeaders)  # CSP, no framing, nosniff, referrer policy on every answer
 
     @app.get("/healthz", tags=["ops"], responses=HEALTH)
     def healthz():

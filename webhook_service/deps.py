@@ -1,10 +1,16 @@
-"""Request-scoped dependencies: the engine, the admin token check, the visitor's signed session."""
+"""Request-scoped dependencies: the engine, the admin token check, the visitor's session.
+
+The visitor's cookie is signed and carries a random session id (the CSRF token derives from it).
+Who is signed in is never read from the cookie alone: a signed-in cookie names a server-side
+session (core.services.client_sessions) that sign-out and revocation end.
+"""
 from __future__ import annotations
 
 import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request, Response
@@ -12,11 +18,12 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import Engine
 
 from core.config import Settings, get_settings
-from core.db import get_engine
+from core.db import get_engine, session_scope
+from core.models import utcnow
+from core.services import client_sessions
 from core.services.throttle import client_address
 
 SESSION_COOKIE = "baw_session"
-SESSION_MAX_AGE = 30 * 24 * 3600
 
 
 def engine_dep() -> Engine:
@@ -45,12 +52,14 @@ AdminDep = Annotated[None, Depends(require_admin_token)]
 
 @dataclass
 class Visitor:
-    """Whoever is on our pages: a random session id (for CSRF) and, once signed in, an email."""
+    """Whoever is on our pages: a random session id (for CSRF) and, once signed in, the email of
+    their live server-side session and when that session ends."""
 
     sid: str
     email: str | None = None
     name: str | None = None
     changed: bool = False
+    expires_at: datetime | None = None
 
     def csrf_token(self) -> str:
         return hmac.new(get_settings().app_secret_key.encode(), f"csrf:{self.sid}".encode(),
@@ -61,39 +70,60 @@ class Visitor:
         if not token or not hmac.compare_digest(token.encode("utf-8", "surrogatepass"), self.csrf_token().encode()):
             raise HTTPException(403, "this form has expired; reload the page and try again")
 
-    def sign_in(self, email: str, name: str | None = None) -> None:
-        self.sid = secrets.token_urlsafe(16)  # a new session id on sign-in (no session fixation)
-        self.email, self.name, self.changed = email, name, True
+    def sign_in(self, signed_in: client_sessions.SignedIn) -> None:
+        """Carry the session a magic link opened (a new id on sign-in: no session fixation)."""
+        self.sid, self.email, self.expires_at = signed_in.sid, signed_in.email, signed_in.expires_at
+        self.changed = True
 
     def sign_out(self) -> None:
-        self.sid, self.email, self.name, self.changed = secrets.token_urlsafe(16), None, None, True
+        """Forget the identity in this browser (the route ends the server-side session first)."""
+        self.sid, self.email, self.name, self.expires_at = secrets.token_urlsafe(16), None, None, None
+        self.changed = True
 
 
 def _serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(get_settings().app_secret_key, salt="client-session")
 
 
+def _read_cookie(raw: str | None) -> Visitor | None:
+    if not raw:
+        return None
+    max_age = client_sessions.lifetime(remember=True).total_seconds()  # no cookie outlives the longest session
+    try:
+        data = _serializer().loads(raw, max_age=max_age)
+        sid, name, signed_in = data["sid"], data.get("name"), bool(data.get("auth"))
+    except (BadSignature, KeyError, TypeError, AttributeError):
+        return None
+    if not isinstance(sid, str) or not sid or not (name is None or isinstance(name, str)):
+        return None
+    if not signed_in:
+        return Visitor(sid=sid, name=name)
+    with session_scope(get_engine()) as session:
+        live = client_sessions.current(session, sid)
+        if live is not None:
+            return Visitor(sid=sid, email=live.email, name=name, expires_at=live.expires_at)
+    # Signed out, revoked or expired on the server: an anonymous visitor with a fresh id.
+    return Visitor(sid=secrets.token_urlsafe(16), name=name, changed=True)
+
+
 def visitor_dep(request: Request, response: Response) -> Visitor:
-    raw = request.cookies.get(SESSION_COOKIE)
-    if raw:
-        try:
-            data = _serializer().loads(raw, max_age=SESSION_MAX_AGE)
-            visitor = Visitor(sid=data["sid"], email=data.get("email"), name=data.get("name"))
-            request.state.visitor = visitor
-            return visitor
-        except (BadSignature, KeyError, TypeError):
-            pass
-    visitor = Visitor(sid=secrets.token_urlsafe(16), changed=True)
+    visitor = _read_cookie(request.cookies.get(SESSION_COOKIE)) or Visitor(sid=secrets.token_urlsafe(16),
+                                                                             changed=True)
     request.state.visitor = visitor
     return visitor
 
 
 def save_visitor(response: Response, visitor: Visitor) -> None:
-    """Write the session cookie if it changed (call on every response that had a visitor)."""
+    """Write the session cookie if it changed (call on every response that had a visitor).
+
+    A signed-in cookie lives as long as its server-side session; an anonymous one (it only
+    carries the CSRF id and a name) lasts until the browser closes."""
     if not visitor.changed:
         return
-    value = _serializer().dumps({"sid": visitor.sid, "email": visitor.email, "name": visitor.name})
-    response.set_cookie(SESSION_COOKIE, value, max_age=SESSION_MAX_AGE, httponly=True, samesite="lax",
+    signed_in = bool(visitor.email and visitor.expires_at)
+    value = _serializer().dumps({"sid": visitor.sid, "name": visitor.name, "auth": signed_in})
+    max_age = max(1, int((visitor.expires_at - utcnow()).total_seconds())) if signed_in else None
+    response.set_cookie(SESSION_COOKIE, value, max_age=max_age, httponly=True, samesite="lax",
                         secure=get_settings().public_base_url.startswith("https://"))
 
 

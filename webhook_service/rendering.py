@@ -46,6 +46,7 @@ def page(request: Request, name: str, status_code: int = 200, **context) -> HTML
     visitor = getattr(request.state, "visitor", None)
     context.setdefault("visitor", visitor)
     context.setdefault("sandbox", get_settings().sandbox)
+    context.setdefault("remember_days", get_settings().client_session_remember_days)
     response = templates.TemplateResponse(request=request, name=name, context=context, status_code=status_code)
     if visitor is not None:
         save_visitor(response, visitor)

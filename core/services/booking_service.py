@@ -26,7 +26,8 @@ CALENDLY = "calendly:webhook"
 
 
 def get_or_create_client(session: Session, email: str, name: str = "") -> Client:
-    email = email.strip().lower()
+    from core.emails import normalize_email  # one email rule for every entry point
+    email = normalize_email(email)
     client = session.execute(select(Client).where(Client.email == email)).scalar_one_or_none()
     if client is None:
         client = Client(email=email, name=name.strip())

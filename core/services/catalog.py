@@ -5,6 +5,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.config import get_settings
+from core.emails import normalize_email
 from core.errors import DomainError, NotFound
 from core.models import Builder, DashboardUser, SessionType
 from core.money import MoneyError, normalize_currency
@@ -13,9 +14,7 @@ from core.security import encrypt_secret, hash_password
 
 def add_builder(session: Session, *, name: str, email: str, calendly_token: str, calendly_user: dict) -> Builder:
     """Store a builder with the Calendly user their token belongs to (token encrypted)."""
-    email = email.strip().lower()
-    if "@" not in email:
-        raise DomainError(f"not an email address: {email!r}")
+    email = normalize_email(email)
     uri = calendly_user["uri"]
     if session.execute(select(Builder).where((Builder.email == email) | (Builder.calendly_user_uri == uri))).first():
         raise DomainError(f"a builder with email {email} or Calendly user {uri} already exists")
@@ -75,7 +74,7 @@ def set_price(session: Session, *, builder_id: int, event_type: dict, amount_cen
 
 
 def add_user(session: Session, *, email: str, password: str, role: str, builder_id: int | None) -> DashboardUser:
-    email = email.strip().lower()
+    email = normalize_email(email)
     if role not in ("admin", "builder"):
         raise DomainError("role must be admin or builder")
     if role == "builder" and builder_id is None:

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.config import get_settings
+from core.emails import normalize_email
 from core.errors import DomainError
 from core.models import LoginToken, Notification, utcnow
 from core.security import hash_token
@@ -24,14 +25,14 @@ def safe_next(next_url: str | None) -> str:
     return next_url
 
 
-def send_magic_link(session: Session, email: str, next_url: str | None) -> str:
-    """Store a one-time token (hashed) and the message carrying it; returns the link."""
-    email = email.strip().lower()
-    if "@" not in email or len(email) > 320 or " " in email:
-        raise DomainError("please enter a valid email address")
+def send_magic_link(session: Session, email: str, next_url: str | None, *, remember: bool = False) -> str:
+    """Store a one-time token (hashed) and the message carrying it; returns the link.
+
+    `remember`: the client asked to stay signed in; the session the link opens is a long one."""
+    email = normalize_email(email)
     token = secrets.token_urlsafe(32)
     session.add(LoginToken(email=email, token_hash=hash_token(token), next_url=safe_next(next_url),
-                           expires_at=utcnow() + LINK_LIFETIME))
+                           expires_at=utcnow() + LINK_LIFETIME, remember=bool(remember)))
     link = f"{get_settings().public_base_url}/login/verify?{urlencode({'token': token})}"
     notification = Notification(
         kind="magic_link", to_email=email, subject="Your sign-in link",
@@ -45,10 +46,16 @@ def send_magic_link(session: Session, email: str, next_url: str | None) -> str:
 
 def redeem_magic_link(session: Session, token: str) -> tuple[str, str]:
     """The email it was sent to and where to go next; a used or expired link is refused."""
+    email, next_url, _remember = redeem_magic_link_for_session(session, token)
+    return email, next_url
+
+
+def redeem_magic_link_for_session(session: Session, token: str) -> tuple[str, str, bool]:
+    """As redeem_magic_link, plus whether the client asked to be remembered."""
     row = session.execute(
         select(LoginToken).where(LoginToken.token_hash == hash_token(token)).with_for_update()
     ).scalar_one_or_none()
     if row is None or row.used_at is not None or row.expires_at < utcnow():
         raise DomainError("this sign-in link is invalid, already used or expired; ask for a new one")
     row.used_at = utcnow()
-    return row.email, safe_next(row.next_url)
+    return row.email, safe_next(row.next_url), bool(row.remember)

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from core.config import get_settings
 from core.db import insert_ignore
 from core.keys import bounded_key
 from core.models import Booking, Notification, utcnow
 from core.money import format_amount
+from core.services import booking_access
 from core.services.outbox import enqueue
 
 
@@ -18,11 +18,10 @@ def _when(booking: Booking) -> str:
 
 
 def _templates(booking: Booking, kind: str, extra: dict) -> tuple[str, str]:
-    base = get_settings().public_base_url
     session_name = booking.session_type.name or "your session"
     price = format_amount(booking.amount_cents, booking.currency)
     with_builder = f"{session_name} with {booking.builder.name}"
-    payment_link = f"{base}/payment/{booking.id}"
+    payment_link = booking_access.payment_link(booking.id)  # carries the token that shows the booking to its owner
     if kind == "awaiting_payment":
         return (f"Complete your payment for {with_builder}",
                 f"Your slot on {_when(booking)} is held for you. Pay {price} to confirm it:\n{payment_link}")

@@ -17,6 +17,7 @@ from core.errors import DomainError, NotFound, RefundRefused
 from core.models import Booking, Payment, Refund, SessionType, utcnow
 from core.money import format_amount
 from core.refund_policy import RefundPolicy, decide_refund
+from core.services.booking_access import with_token
 from core.services.ledger import payment_refundable_cents, summarize
 from core.services.notifications import notify
 from core.services.outbox import enqueue
@@ -67,8 +68,10 @@ def checkout_params(booking: Booking, expires_at: datetime) -> dict:
         "payment_intent_data": {"metadata": metadata},
         "client_reference_id": booking.id,
         "customer_email": booking.client.email,
-        "success_url": f"{base}/payment/success?session_id={{CHECKOUT_SESSION_ID}}",
-        "cancel_url": f"{base}/payment/cancel?booking={booking.id}",
+        # The link token lets the client who pays see their booking on our pages when Stripe sends
+        # them back, signed in or not (core.services.booking_access).
+        "success_url": f"{base}" + with_token("/payment/success?session_id={CHECKOUT_SESSION_ID}", booking.id),
+        "cancel_url": f"{base}" + with_token(f"/payment/cancel?booking={booking.id}", booking.id),
         "expires_at": int(expires_at.timestamp()),
     }
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from core.calendly import CalendlyError
 from core.db import session_scope
+from core.emails import InvalidEmail, normalize_email
 from core.errors import DomainError, NotFound, RefundRefused
 from core.services import payment_service, scheduling, throttle
 from core.services.booking_view import booking_json
@@ -66,9 +67,13 @@ def scheduling_link(request: Request, body: SchedulingLinkRequest, engine: Engin
                     visitor: VisitorDep, authorization: Annotated[str | None, Header()] = None):
     if authorization:
         require_admin_token(settings, authorization)  # server-to-server: the marketplace app signs in
-        email, name, actor = body.inviteeEmail, body.inviteeName, "marketplace:api"
-        if "@" not in email:
+        name, actor = body.inviteeName, "marketplace:api"
+        if not body.inviteeEmail.strip():
             raise HTTPException(422, "inviteeEmail is required for server-to-server calls")
+        try:
+            email = normalize_email(body.inviteeEmail)
+        except InvalidEmail as error:
+            raise HTTPException(422, f"inviteeEmail: {error}") from None
     elif visitor.email:
         email, name, actor = visitor.email, body.inviteeName or visitor.name or "", f"client:{visitor.email}"
     else:

@@ -12,7 +12,7 @@ from core.calendly import CalendlyError
 from core.db import session_scope
 from core.errors import DomainError, NotFound
 from core.models import Builder
-from core.services import client_login, scheduling, throttle
+from core.services import client_login, client_sessions, scheduling, throttle
 from webhook_service import openapi as oa
 from webhook_service.deps import EngineDep, SettingsDep, VisitorDep, request_address, save_visitor
 from webhook_service.rendering import error_page, page
@@ -93,12 +93,13 @@ def login_send(
     request: Request, engine: EngineDep, settings: SettingsDep, visitor: VisitorDep,
     email: Annotated[str, Form()] = "", name: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "/", csrf_token: Annotated[str, Form()] = "",
+    remember: Annotated[str, Form()] = "",
 ):
     visitor.check_csrf(csrf_token)
     throttle.hit(engine, throttle.MAGIC_LINK, address=request_address(request), email=email)
     try:
         with session_scope(engine) as session:
-            link = client_login.send_magic_link(session, email, next)
+            link = client_login.send_magic_link(session, email, next, remember=bool(remember))
     except DomainError as error:
         return page(request, "login.html", 422, next=client_login.safe_next(next), csrf=visitor.csrf_token(),
                     error=str(error))
@@ -113,19 +114,23 @@ def login_send(
 def login_verify(request: Request, engine: EngineDep, visitor: VisitorDep, token: str = ""):
     try:
         with session_scope(engine) as session:
-            email, next_url = client_login.redeem_magic_link(session, token)
+            signed_in = client_sessions.sign_in_with_link(session, token,
+                                                          previous_sid=visitor.sid if visitor.email else None)
     except DomainError as error:
         return error_page(request, 400, "Sign-in link not valid", str(error).capitalize() + ".",
                           action_url="/login", action_label="Get a new link")
-    visitor.sign_in(email, visitor.name)
-    response = RedirectResponse(next_url, status_code=303)
+    visitor.sign_in(signed_in)
+    response = RedirectResponse(signed_in.next_url, status_code=303)
     save_visitor(response, visitor)
     return response
 
 
 @router.post("/logout", include_in_schema=False)
-def logout(visitor: VisitorDep, csrf_token: Annotated[str, Form()] = ""):
+def logout(engine: EngineDep, visitor: VisitorDep, csrf_token: Annotated[str, Form()] = ""):
     visitor.check_csrf(csrf_token)
+    if visitor.email:  # end it on the server: a copy of the cookie must stop working too
+        with session_scope(engine) as session:
+            client_sessions.end(session, visitor.sid)
     visitor.sign_out()
     response = RedirectResponse("/", status_code=303)
     save_visitor(response, visitor)

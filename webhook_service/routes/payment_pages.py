@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from urllib.parse import urlencode
 
 import stripe
 from fastapi import APIRouter, BackgroundTasks, Request
@@ -17,7 +18,7 @@ from core.db import session_scope
 from core.errors import NotFound
 from core.models import Booking
 from core.providers import stripe_client
-from core.services import payment_service
+from core.services import booking_access, payment_service
 from core.services.booking_view import booking_json
 from core.services.reconcile import find_scheduled_invitee
 from webhook_service import openapi as oa
@@ -45,6 +46,18 @@ def _not_found(request: Request):
     return error_page(request, 404, "Booking not found",
                       "We could not find this booking. Check the link in your email, or book again.",
                       action_url="/", action_label="See all builders")
+
+
+def _owner_email(engine, booking_id: str) -> str | None:
+    with session_scope(engine, read_only=True) as session:
+        booking = session.get(Booking, booking_id)
+        return booking.client.email if booking is not None else None
+
+
+def _private(request: Request, visitor, back_to: str):
+    """A booking that is not this visitor's: nothing about it, and a way in for its owner."""
+    return page(request, "booking_private.html", signed_in_as=visitor.email,
+                login_url=f"/login?{urlencode({'next': back_to})}")
 
 
 _last_calendly_lookup: dict[str, float] = {}
@@ -81,12 +94,13 @@ def calendly_return(request: Request, visitor: VisitorDep, utm_content: str = ""
 @router.get("/success", summary="Stripe's success redirect", response_class=HTMLResponse,
             responses=oa.merge(oa.PAGE, oa.page_answers(404)))
 def success(request: Request, engine: EngineDep, visitor: VisitorDep, background: BackgroundTasks,
-            session_id: str = ""):
+            session_id: str = "", t: str = ""):
     with session_scope(engine, read_only=True) as session:
         booking = session.execute(
             select(Booking).where(Booking.stripe_checkout_session_id == session_id)
         ).scalar_one_or_none() if session_id.startswith("cs_") else None
         booking_id, status = (booking.id, booking.status) if booking else (None, None)
+        owner = booking.client.email if booking else ""
         on_its_way = booking is not None and booking.payment_processing_since is not None
     if booking_id is None:
         return _not_found(request)
@@ -101,23 +115,37 @@ def success(request: Request, engine: EngineDep, visitor: VisitorDep, background
                 kick_outbox(background, engine)
         except stripe.StripeError:
             log.warning("could not read checkout session on the success page; the webhook will tell")
-    return page(request, "booking_status.html", booking=_booking(engine, booking_id), from_success=True)
+    if not booking_access.may_see(booking_id, owner, visitor_email=visitor.email, token=t):
+        return _private(request, visitor, f"/payment/success?{urlencode({'session_id': session_id})}")
+    return page(request, "booking_status.html", booking=_booking(engine, booking_id), from_success=True,
+                pay_path=booking_access.payment_path(booking_id))
 
 
 @router.get("/cancel", summary="Stripe's cancel redirect", response_class=HTMLResponse,
             responses=oa.merge(oa.PAGE, oa.page_answers(404)))
-def cancel(request: Request, engine: EngineDep, visitor: VisitorDep, booking: str = ""):
+def cancel(request: Request, engine: EngineDep, visitor: VisitorDep, booking: str = "", t: str = ""):
     data = _booking(engine, booking) if BOOKING_ID.match(booking) else None
     if data is None:
         return _not_found(request)
-    return page(request, "booking_status.html", booking=data, from_cancel=True)
+    if not booking_access.may_see(booking, data["client"]["email"], visitor_email=visitor.email, token=t):
+        return _private(request, visitor, f"/payment/{booking}")
+    return page(request, "booking_status.html", booking=data, from_cancel=True,
+                pay_path=booking_access.payment_path(booking))
 
 
 @router.get("/{booking_id}", summary="Pay for a booking (redirects to Stripe Checkout)", response_class=HTMLResponse,
             responses=oa.merge(oa.PAGE, oa.page_answers(303, 404, 503)))
-async def pay(booking_id: str, request: Request, engine: EngineDep, visitor: VisitorDep):
+async def pay(booking_id: str, request: Request, engine: EngineDep, visitor: VisitorDep, t: str = ""):
     if not BOOKING_ID.match(booking_id):
         return _not_found(request)
+    # Only its client goes on to Stripe (whose page shows the email and price) or sees its details.
+    owner = await run_in_threadpool(_owner_email, engine, booking_id)
+    if owner is None:
+        return _not_found(request)
+    if not booking_access.may_see(booking_id, owner, visitor_email=visitor.email, token=t):
+        return _private(request, visitor, f"/payment/{booking_id}")
+    # Our own links on, and back to, this page keep the way in this visitor used (session or token).
+    own_path = booking_access.payment_path(booking_id) if t else f"/payment/{booking_id}"
     try:
         result = await run_in_threadpool(payment_service.open_checkout, engine, booking_id, stripe_client())
     except NotFound:
@@ -125,12 +153,12 @@ async def pay(booking_id: str, request: Request, engine: EngineDep, visitor: Vis
     except stripe.StripeError as error:
         log.warning("checkout creation failed for %s: %s", booking_id, type(error).__name__)
         return error_page(request, 503, "Payment is temporarily unavailable", STRIPE_DOWN,
-                          action_url=f"/payment/{booking_id}", action_label="Try again")
+                          action_url=own_path, action_label="Try again")
     if result.status == "redirect":
         return RedirectResponse(result.url, status_code=303)
     if result.status == "waiting" and await run_in_threadpool(_ask_calendly, engine, booking_id):
-        return RedirectResponse(f"/payment/{booking_id}", status_code=303)
+        return RedirectResponse(own_path, status_code=303)
     data = _booking(engine, booking_id)
     if result.status == "waiting":
         return page(request, "payment_wait.html", booking=data)
-    return page(request, "booking_status.html", booking=data)
+    return page(request, "booking_status.html", booking=data, pay_path=own_path)
