@@ -13,6 +13,7 @@ from sqlalchemy import text
 from core.config import settings_or_exit
 from core.db import get_engine
 from core.services.throttle import Throttled
+from webhook_service.body_limit import LimitBodies
 from webhook_service.nul_guard import RefuseNul
 from webhook_service.security_headers import SecurityHeaders
 from webhook_service.openapi import HEALTH
@@ -38,6 +39,7 @@ def create_app() -> FastAPI:
     app.include_router(payment_pages.router)
     app.include_router(client_pages.router)
     app.add_middleware(RefuseNul)  # PostgreSQL text cannot hold NUL: refuse it as a 422, not a 500
+    app.add_middleware(LimitBodies)  # outside RefuseNul (it buffers): 413 past the route family's limit
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.add_middleware(SecurityHeaders)  # CSP, no framing, nosniff, referrer policy on every answer
 
