@@ -16,18 +16,22 @@ from sqlalchemy import select
 from core.db import session_scope
 from core.demo_data import DEMO_ADMIN, generate
 from core.models import Booking, Payment, Refund
+from tests.browser_support import CHROMIUM as _CHROMIUM, require_chromium
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = str(_CHROMIUM)
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
-if not Path(CHROMIUM).exists():
-    pytest.skip("the system Chromium (/usr/bin/chromium) is not installed", allow_module_level=True)
-sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+from playwright.sync_api import sync_playwright  # noqa: E402  (pinned in requirements.txt: never skipped)
+
+
+@pytest.fixture(autouse=True)
+def _chromium_required():
+    require_chromium()  # a missing browser fails these tests unless ALLOW_NO_BROWSER=1
 
 
 def free_port() -> int:
