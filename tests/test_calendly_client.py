@@ -575,21 +575,44 @@ def test_cache_does_not_keep_failures_and_hands_out_copies() -> None:
     assert loader.calls == 1
 
 
+class CountingLock:
+    """A lock that counts who came to take it: each caller of `cache.get` that missed."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count = threading.Lock()
+        self.arrivals = 0
+
+    def __enter__(self):
+        with self._count:
+            self.arrivals += 1
+        return self._lock.__enter__()
+
+    def __exit__(self, *exc):
+        return self._lock.__exit__(*exc)
+
+
 def test_cache_runs_one_loader_for_concurrent_misses() -> None:
     cache = EventTypeCache()
+    key_lock = cache._key_locks.setdefault("a", CountingLock())  # the lock misses for "a" queue on
     gate = threading.Event()
     calls: list[int] = []
 
     def slow_loader() -> list[dict]:
         calls.append(1)
-        gate.wait(2)
+        assert gate.wait(5), "the loader was never released"
         return [{"n": 1}]
 
     results: list[list[dict]] = []
     threads = [threading.Thread(target=lambda: results.append(cache.get("a", slow_loader))) for _ in range(8)]
     for thread in threads:
         thread.start()
-    time.sleep(0.05)
+    # All eight have missed and queued for the key while the first one's load is still running.
+    deadline = time.monotonic() + 5
+    while key_lock.arrivals < 8 or not calls:
+        assert time.monotonic() < deadline, f"only {key_lock.arrivals} of 8 reached the cache concurrently"
+        time.sleep(0.001)
+    assert results == []  # nobody got an answer before the load finished
     gate.set()
     for thread in threads:
         thread.join(3)

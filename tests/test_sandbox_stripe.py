@@ -516,7 +516,18 @@ def test_sdk_network_retries_ride_over_a_fault(standin):
     assert refund.amount == 5000 and len(standin.state()["refunds"]) == 1
 
 
-def test_timeout_fault_delays_the_call(standin):
+def test_timeout_fault_delays_the_call(standin, monkeypatch):
+    from webhook_service.sandbox import stripe_api
+
+    answers: list[tuple[str, bool]] = []  # (key, replayed) for every call the stand-in executes
+    original = stripe_api._replay_or_conflict
+
+    def spy(store, key, *args):
+        outcome = original(store, key, *args)
+        answers.append((key, outcome is not None))
+        return outcome
+
+    monkeypatch.setattr(stripe_api, "_replay_or_conflict", spy)
     paid = standin.paid_session()
     impatient = stripe.StripeClient(SECRET_KEY, base_addresses={"api": standin.base},
                                     http_client=stripe.RequestsClient(timeout=0.3))
@@ -527,8 +538,16 @@ def test_timeout_fault_delays_the_call(standin):
     with pytest.raises(stripe.APIConnectionError):
         impatient.v1.refunds.create(**call)
     refund = impatient.v1.refunds.create(**call)  # the retry gets through at once
-    time.sleep(1.2)  # the delayed first call then runs, and replays instead of refunding again
+    assert [a for a in answers if a[0] == "refund:bk_1:slow"] == [("refund:bk_1:slow", False)]  # it refunded
+    # The delayed first call then runs, and replays instead of refunding again: wait until it has run.
+    deadline = time.monotonic() + 5
+    while len([a for a in answers if a[0] == "refund:bk_1:slow"]) < 2:
+        assert time.monotonic() < deadline, "the delayed first call never ran"
+        time.sleep(0.02)
+    assert [a for a in answers if a[0] == "refund:bk_1:slow"] == [("refund:bk_1:slow", False),
+                                                                   ("refund:bk_1:slow", True)]
     assert [r["id"] for r in standin.state()["refunds"]] == [refund.id]
+    assert len(standin.receiver.of_type("charge.refunded")) == 1
     assert standin.state()["idempotency_keys"]["refund:bk_1:slow"] == 2
 
 
@@ -580,12 +599,14 @@ def test_delivery_off_stores_without_delivering_then_redeliver(standin):
     paid = standin.paid_session()
     [event] = standin.client.v1.events.list(params={"type": "checkout.session.completed"}).data
     assert event.data.object.id == paid.id and event.pending_webhooks == 1
-    time.sleep(0.1)
     assert standin.receiver.events == [] and standin.state()["deliveries"] == []
 
     again = standin.sandbox("POST", f"/events/{event.id}/redeliver").json()
     assert again["status"] == 200 and again["attempt"] == 1
-    assert standin.receiver.of_type("checkout.session.completed")[0]["id"] == event.id
+    # Exactly one delivery ever reached the receiver — the redelivery: had "off" delivered the
+    # event anyway (at once or later), the receiver would hold two and the attempt would not be 1.
+    assert [e["id"] for e in standin.receiver.of_type("checkout.session.completed")] == [event.id]
+    assert [(d["event_id"], d["attempt"]) for d in standin.state()["deliveries"]] == [(event.id, 1)]
 
 
 def test_failed_delivery_is_retried_in_the_background(standin):
