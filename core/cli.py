@@ -92,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"e.g. 90d, 12w or 720h (at least {MIN_RETENTION_DAYS}d)")
     p.add_argument("--rejected-only", action="store_true", help="only rejected and invalid deliveries")
     p.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")
+    p = commands.add_parser("revoke-sessions", help="sign a client out everywhere (a lost device, a stolen cookie)")
+    p.add_argument("--email", required=True, help="the client's email address")
     return parser
 
 

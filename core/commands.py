@@ -117,11 +117,19 @@ def cmd_prune_webhooks(args) -> None:
     print(summary.line(dry_run=args.dry_run))
 
 
+def cmd_revoke_sessions(args) -> None:
+    from core.services.client_sessions import revoke_all
+    with session_scope() as session:
+        revoked = revoke_all(session, args.email)
+    print(f"revoked {revoked} session{'s' if revoked != 1 else ''} of {args.email.strip().lower()}")
+
+
 COMMANDS = {
     "migrate": cmd_migrate, "add-builder": cmd_add_builder, "set-price": cmd_set_price,
     "add-user": cmd_add_user, "demo-data": cmd_demo_data, "show-booking": cmd_show_booking,
     "worker": cmd_worker, "run-outbox": cmd_run_outbox, "reconcile": cmd_reconcile,
     "replay-webhooks": cmd_replay_webhooks, "prune-webhooks": cmd_prune_webhooks,
+    "revoke-sessions": cmd_revoke_sessions,
 }
 
 

@@ -15,7 +15,7 @@ class InvalidEmail(DomainError):
 
 
 def normalize_email(text: str | None) -> str:
-    """The address as we store it (trimmed, lower case), or InvalidEmail with the reason.
+    """The address as we store it (trimmed, ASCII, lower case), or InvalidEmail with the reason.
 
     email-validator checks the syntax (one address, no lists, nothing before or after it); we do
     not look the domain up (no DNS at sign-in). Local parts must be ASCII: our mail goes out over
@@ -33,4 +33,6 @@ def normalize_email(text: str | None) -> str:
     except EmailNotValidError as error:
         reason = str(error).rstrip(".") or "it is not valid"
         raise InvalidEmail(f"not a valid email address: {reason}") from None
-    return checked.normalized.lower()
+    # The ASCII form: an internationalised domain is stored as IDNA, so one mailbox is one identity
+    # and plain SMTP can reach it.
+    return (checked.ascii_email or checked.normalized).lower()
