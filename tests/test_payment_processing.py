@@ -239,9 +239,10 @@ def test_when_the_window_ends_unsettled_stripe_is_asked_once_and_the_slot_releas
                                                    ("failed", "EXPIRED", "async_payment_failed")])
 def test_a_lost_settlement_webhook_is_read_from_stripe_once_when_the_window_ends(
         live, counted_stripe, result, status, cause):
-    booking_id = live.book()
+    booking_id = book_a_week_ahead(live)
     checkout_id = pay_by_bank(live, booking_id)
     deadline = snapshot(live.engine, booking_id)["hold"]
+    assert deadline > utcnow() + timedelta(days=4)  # the slot is held for the settlement window
     live.stripe_sandbox("POST", "/config", {"webhook_delivery": "off"})
     settle_bank(live, checkout_id, result)
     assert live.status(booking_id) == "PENDING_PAYMENT"
