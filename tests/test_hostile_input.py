@@ -35,6 +35,7 @@ from core.reporting import BookingFilters, Viewer
 from core.reporting import actions as reporting_actions
 from core.states import BookingStatus as S
 from tests import factories
+from tests.servers import serve
 from tests.webhook_helpers import (
     calendly_headers, cancellation, invitee_envelope, stripe_event, stripe_headers, webhook_events,
 )
@@ -44,13 +45,44 @@ STRIPE_SECRET = "whsec_sandbox"
 PATHS = {"calendly": "/api/webhooks/calendly", "stripe": "/api/webhooks/stripe"}
 
 
+class LiveClient:
+    """The TestClient calls these tests make, sent over real HTTP to a uvicorn server."""
+
+    def __init__(self, base: str, app) -> None:
+        self.base, self.app = base, app
+        self.session = requests.Session()
+        self.cookies = self.session.cookies
+
+    def request(self, method: str, url: str, *, content: bytes | None = None, json=None, headers=None,
+                params=None, **_ignored) -> requests.Response:
+        headers = dict(headers or {})
+        return self.session.request(method, f"{self.base}{url}", data=content, json=json, headers=headers,
+                                    params=params, allow_redirects=False, timeout=60)
+
+    def post(self, url: str, **kwargs) -> requests.Response:
+        return self.request("POST", url, **kwargs)
+
+    def get(self, url: str, **kwargs) -> requests.Response:
+        return self.request("GET", url, **kwargs)
+
+
 @pytest.fixture
 def client(settings_env, request):
+    """In-process (TestClient) by default; `@BOTH` runs a test behind a live uvicorn server too."""
     settings_env(run_outbox_after_request="false")  # this file looks at what is stored, not sent
     request.getfixturevalue("engine")
     from webhook_service.app import create_app
-    with TestClient(create_app(), raise_server_exceptions=False) as test_client:
+    app = create_app()
+    if getattr(request, "param", "in-process") == "live":
+        with serve(app) as base:
+            yield LiveClient(base, app)
+        return
+    with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
+
+
+# The representative part that also runs behind a real server (uvicorn on a free port).
+BOTH = pytest.mark.parametrize("client", ["in-process", "live"], indirect=True)
 
 
 @pytest.fixture
@@ -163,6 +195,7 @@ def delivery(request, db):
     return booking_id, provider, json.dumps(body).encode(), after
 
 
+@BOTH
 def test_a_forged_delivery_of_any_event_changes_nothing_and_leaves_the_genuine_one_free(client, db, delivery):
     booking_id, provider, raw, after = delivery
     before = snapshot(db)
@@ -180,6 +213,7 @@ def test_a_forged_delivery_of_any_event_changes_nothing_and_leaves_the_genuine_o
         assert session.get(Booking, booking_id).status == after
 
 
+@BOTH
 def test_a_captured_request_replayed_is_a_duplicate_with_one_effect(client, db, delivery):
     """The exact bytes and signature header sent again (within the tolerance): answered 2xx, no effect."""
     _booking_id, provider, raw, _after = delivery
@@ -194,6 +228,7 @@ def test_a_captured_request_replayed_is_a_duplicate_with_one_effect(client, db, 
     assert [e.outcome for e in webhook_events(db)] == ["processed"]
 
 
+@BOTH
 def test_a_captured_request_replayed_after_the_tolerance_is_stale(client, db, delivery):
     _booking_id, provider, raw, _after = delivery
     tolerance = 180 if provider == "calendly" else 300
@@ -209,6 +244,7 @@ def test_a_captured_request_replayed_after_the_tolerance_is_stale(client, db, de
 
 
 # ---------------------------------------------------------------- malformed, signed or not (each once a 500)
+@BOTH
 @pytest.mark.parametrize("provider", ["calendly", "stripe"])
 def test_absurdly_nested_signed_json_is_422_not_500(client, db, provider):
     depth = 50_000
@@ -220,6 +256,7 @@ def test_absurdly_nested_signed_json_is_422_not_500(client, db, provider):
     assert (answer.status_code, answer.json()["outcome"]) == (422, "invalid")
 
 
+@BOTH
 @pytest.mark.parametrize("provider", ["calendly", "stripe"])
 def test_unsigned_bodies_with_nul_bytes_are_rejected_and_kept(client, db, provider):
     """PostgreSQL text cannot hold NUL: the rejected body is still stored for the investigation."""
@@ -489,6 +526,66 @@ def test_a_nonsense_content_length_is_not_trusted(client, db, declared):
     assert (status, body["outcome"]) == (400, "rejected")
 
 
+def _raw_exchange(base: str, head: bytes, chunks=()) -> tuple[bytes, int]:
+    """Send a request head, then `chunks` until the server answers; (response bytes, body bytes sent)."""
+    import socket
+    host, port = base.removeprefix("http://").split(":")
+    sent = 0
+    with socket.create_connection((host, int(port)), timeout=20) as sock:
+        sock.sendall(head)
+        sock.setblocking(False)
+        answer = b""
+        for chunk in chunks:
+            try:
+                answer += sock.recv(65536)
+            except BlockingIOError:
+                pass
+            if answer:
+                break
+            try:
+                sock.sendall(chunk)
+            except (BlockingIOError, BrokenPipeError, ConnectionResetError):
+                break
+            sent += len(chunk)
+        sock.setblocking(True)
+        sock.settimeout(20)
+        while b"\r\n\r\n" not in answer:
+            data = sock.recv(65536)
+            if not data:
+                break
+            answer += data
+    return answer, sent
+
+
+@pytest.mark.parametrize("client", ["live"], indirect=True)
+@pytest.mark.parametrize("provider", ["calendly", "stripe"])
+def test_over_a_real_socket_a_declared_length_over_the_limit_is_413_without_the_body(client, db, provider):
+    head = (f"POST {PATHS[provider]} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {10 ** 12}\r\n\r\n").encode()
+    answer, _sent = _raw_exchange(client.base, head)  # no body byte is ever sent
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert webhook_events(db) == []
+
+
+@pytest.mark.parametrize("client", ["live"], indirect=True)
+@pytest.mark.parametrize("provider", ["calendly", "stripe"])
+def test_over_a_real_socket_a_streamed_body_is_refused_near_the_limit(client, db, provider):
+    """A chunked body that would go on for 100 MB: the server answers 413 once past the limit."""
+    limit = get_settings().webhook_max_body_bytes
+    name = "Calendly-Webhook-Signature" if provider == "calendly" else "Stripe-Signature"
+    header = (sign_calendly_payload(b"x", CALENDLY_KEY) if provider == "calendly"
+              else stripe.WebhookSignature.generate_signature_header("x", STRIPE_SECRET))
+    head = (f"POST {PATHS[provider]} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+            f"{name}: {header}\r\n\r\n").encode()
+    piece = b"x" * 65536
+    chunk = f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
+    answer, sent = _raw_exchange(client.base, head, (chunk for _ in range(1600)))
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    # Socket buffers hold some bytes the server never read; 100 MB were never needed.
+    assert sent < limit + 16 * 1024 * 1024, sent
+    assert webhook_events(db) == []
+
+
 # ---------------------------------------------------------------- the admin API, route by route
 def _depends_on_admin_token(dependant) -> bool:
     from webhook_service.deps import require_admin_token
@@ -533,6 +630,7 @@ def _bad_authorizations(token: str):
     yield b"Bearer " + b"A" * 10_000, 403
 
 
+@BOTH
 @pytest.mark.parametrize("method,path", sorted(ADMIN_ROUTES | TOKEN_IN_BODY))
 def test_every_admin_route_refuses_a_missing_or_wrong_token(client, db, method, path):
     token = get_settings().admin_api_token
