@@ -37,7 +37,7 @@ from core.calendly import sign_calendly_payload
 from core.db import session_scope
 from core.models import Booking, BookingHistory, OutboxEntry, Payment, Refund, WebhookEvent, utcnow
 from tests import factories
-from tests.webhook_helpers import invitee_envelope, iso, stripe_event
+from tests.webhook_helpers import invitee_envelope, iso, slot_of, stripe_event
 
 pytestmark = pytest.mark.slow
 
@@ -580,10 +580,11 @@ def real_booking(fuzz):
         scheduling = factories.make_booking(session, "PENDING_SCHEDULING")
         paying = factories.make_booking(session, "PENDING_PAYMENT")
         scheduling_id, paying_id, checkout = scheduling.id, paying.id, factories.paid_checkout(paying)
+        slot = slot_of(scheduling)
     event_uri = f"https://api.calendly.com/scheduled_events/{uuid.uuid4()}"
     envelope = invitee_envelope("invitee.created", invitee_uri=f"{event_uri}/invitees/{uuid.uuid4()}",
                                 event_uri=event_uri, booking_ref=scheduling_id,
-                                start=utcnow() + timedelta(days=2))
+                                start=utcnow() + timedelta(days=2), **slot)
     events = [stripe_event(kind, checkout) for kind in ("checkout.session.completed",
                                                           "checkout.session.async_payment_succeeded")]
     return {"calendly": envelope, "stripe": events, "ids": (scheduling_id, paying_id)}
@@ -637,9 +638,10 @@ def real_rows(fuzz):
         event_uri = f"https://api.calendly.com/scheduled_events/{uuid.uuid4()}"
         calendly = [
             invitee_envelope("invitee.created", invitee_uri=f"{event_uri}/invitees/{uuid.uuid4()}",
-                             event_uri=event_uri, booking_ref=scheduling.id),
+                             event_uri=event_uri, booking_ref=scheduling.id, **slot_of(scheduling)),
             invitee_envelope("invitee.created", invitee_uri=f"{event_uri}/invitees/{uuid.uuid4()}",
-                             event_uri=event_uri, booking_ref=paying.id, old_invitee=paying.calendly_invitee_uri),
+                             event_uri=event_uri, booking_ref=paying.id, old_invitee=paying.calendly_invitee_uri,
+                             **slot_of(paying)),
             invitee_envelope("invitee.canceled", invitee_uri=confirmed.calendly_invitee_uri,
                              event_uri=confirmed.calendly_event_uri, booking_ref=confirmed.id, status="canceled",
                              cancellation={"canceled_by": "Casey", "reason": "ill", "canceler_type": "host",
@@ -690,3 +692,179 @@ def test_signed_mutations_of_deliveries_for_real_rows_never_answer_5xx(fuzz, rea
     report("signed_mutated_real_rows", provider, engine, tally)
     assert tally.server_errors() == 0
     assert "failed" not in stored_outcomes(engine)
+
+
+# ---------------------------------------------------------------- deliveries that reach the handlers
+# Validly signed, parseable envelopes about real bookings — honest ones and forged ones (another
+# session type's event type, another builder as host, another amount or currency, another
+# booking's checkout session) — in random order; after each run the ledgers must still be sound.
+REACHING = int(os.environ.get("FUZZ_REACHING", str(max(1, int(300 * SCALE)))))
+KINDS = ("created", "created_forged_type", "created_forged_host", "paid", "paid_wrong_amount",
+         "paid_wrong_currency", "paid_other_session", "expired", "canceled", "refund")
+
+
+FORGED = {"created_forged_type", "created_forged_host", "paid_wrong_amount", "paid_wrong_currency",
+          "paid_other_session"}
+
+
+def _slot_and_status(engine, booking_id: str) -> tuple:
+    with session_scope(engine, read_only=True) as session:
+        booking = session.get(Booking, booking_id)
+        return booking.status, booking.calendly_event_uri, booking.start_time
+
+
+@dataclass
+class Shop:
+    bookings: list[str]
+    initial: dict[str, str]
+    other_type: str
+    other_host: str
+
+
+def _shop(engine) -> Shop:
+    from core.states import BookingStatus as S
+    with session_scope(engine) as session:
+        ada, bo = factories.make_builder(session), factories.make_builder(session)
+        cheap = factories.make_session_type(session, ada, price_cents=4900)
+        dear = factories.make_session_type(session, ada, price_cents=24900)
+        bos = factories.make_session_type(session, bo, price_cents=9900, currency="EUR")
+        rows = []
+        for session_type in (cheap, dear, bos):
+            rows.append(factories.make_booking(session, S.PENDING_SCHEDULING, session_type=session_type))
+            rows.append(factories.make_booking(session, S.PENDING_PAYMENT, session_type=session_type))
+            paid = factories.make_booking(session, S.CONFIRMED, session_type=session_type)
+            factories.make_payment(session, paid, payment_intent_id=f"pi_test_{paid.id}")
+            rows.append(paid)
+        return Shop([b.id for b in rows], {b.id: str(b.status) for b in rows},
+                    dear.calendly_event_type_uri, bo.calendly_user_uri)
+
+
+def _envelope(session, shop: Shop, kind: str, booking_id: str, n: int) -> tuple[str, dict] | None:
+    from tests.webhook_helpers import slot_of
+    booking = session.get(Booking, booking_id)
+    uid = f"{booking.id}-{n}"
+    invitee = booking.calendly_invitee_uri or f"https://api.calendly.com/scheduled_events/ev-{uid}/invitees/inv-{uid}"
+    event = booking.calendly_event_uri or f"https://api.calendly.com/scheduled_events/ev-{uid}"
+    if kind.startswith("created"):
+        slot = slot_of(booking)
+        if kind == "created_forged_type" and slot["event_type"] != shop.other_type:
+            slot["event_type"] = shop.other_type
+        elif kind == "created_forged_host":
+            slot["host"] = shop.other_host if slot["host"] != shop.other_host else "https://api.calendly.com/users/x"
+        elif kind != "created":
+            slot["event_type"] = "https://api.calendly.com/event_types/not-ours"
+        return "calendly", invitee_envelope("invitee.created", invitee_uri=f"{invitee}-{n}", event_uri=f"{event}-{n}",
+                                            booking_ref=booking.id, **slot)
+    if kind == "canceled":
+        from tests.webhook_helpers import cancellation
+        if booking.calendly_invitee_uri is None:
+            return None
+        return "calendly", invitee_envelope("invitee.canceled", invitee_uri=invitee, event_uri=event,
+                                            booking_ref=booking.id, status="canceled", cancellation=cancellation(),
+                                            **slot_of(booking))
+    if booking.stripe_checkout_session_id is None:
+        return None
+    checkout = factories.paid_checkout(booking, payment_intent_id=f"pi_fuzz_{uid}")
+    if kind == "paid_wrong_amount":
+        checkout["amount_total"] = max(booking.amount_cents - 4800, 1)
+    elif kind == "paid_wrong_currency":
+        checkout["currency"] = "jpy"
+    elif kind == "paid_other_session":
+        others = [b for b in shop.bookings if b != booking.id]
+        other = session.get(Booking, others[n % len(others)])
+        if other.stripe_checkout_session_id is None:
+            return None
+        checkout["id"] = other.stripe_checkout_session_id
+    if kind.startswith("paid"):
+        return "stripe", stripe_event("checkout.session.completed", checkout)
+    if kind == "expired":
+        return "stripe", stripe_event("checkout.session.expired", {**checkout, "status": "expired",
+                                                                   "payment_status": "unpaid"})
+    # refund: a refund made at Stripe for part of what is still refundable on a real payment
+    payment = session.execute(select(Payment).where(Payment.booking_id == booking.id,
+                                                    Payment.status == "succeeded")).scalars().first()
+    if payment is None:
+        return None
+    refunded = session.execute(select(func.coalesce(func.sum(Refund.amount_cents), 0)).where(
+        Refund.payment_id == payment.id, Refund.status != "failed")).scalar_one()
+    left = payment.amount_cents - refunded
+    if left <= 0:
+        return None
+    return "stripe", stripe_event("refund.created", {
+        "id": f"re_fuzz_{uid}", "object": "refund", "amount": max(left // 2, 1), "currency": payment.currency.lower(),
+        "payment_intent": payment.stripe_payment_intent_id, "charge": f"ch_{uid}", "status": "succeeded",
+        "reason": "requested_by_customer", "metadata": {}, "created": int(time.time())})
+
+
+def assert_sound(engine, shop: Shop) -> None:
+    """No payment without its booking; statuses only by legal steps; ledgers never negative;
+    refunds never more than was paid."""
+    from core.states import TRANSITIONS, BookingStatus
+    with session_scope(engine, read_only=True) as session:
+        bookings = {b.id: b for b in session.execute(select(Booking)).scalars()}
+        for payment in session.execute(select(Payment)).scalars():
+            booking = bookings.get(payment.booking_id)
+            assert booking is not None, f"payment {payment.id} without a booking"
+            assert (payment.amount_cents, payment.currency) == (booking.amount_cents, booking.currency), \
+                f"payment {payment.stripe_payment_intent_id} is not what {booking.id} owes"
+            assert payment.amount_cents > 0
+            refunds = session.execute(select(func.coalesce(func.sum(Refund.amount_cents), 0)).where(
+                Refund.payment_id == payment.id, Refund.status != "failed")).scalar_one()
+            assert 0 <= refunds <= payment.amount_cents, (payment.id, refunds, payment.amount_cents)
+        assert session.execute(select(func.count()).select_from(Refund).where(Refund.amount_cents <= 0)).scalar_one() == 0
+        for booking_id, booking in bookings.items():
+            status = shop.initial[booking_id]
+            for row in session.execute(select(BookingHistory).where(BookingHistory.booking_id == booking_id)
+                                       .order_by(BookingHistory.id)).scalars():
+                if row.from_status == row.to_status:
+                    assert row.to_status == status, (booking_id, row.cause, row.to_status, status)
+                    continue
+                assert row.from_status == status, (booking_id, row.cause, row.from_status, status)
+                assert BookingStatus(row.to_status) in TRANSITIONS[BookingStatus(status)], (booking_id, status, row.to_status)
+                status = row.to_status
+            assert booking.status == status, (booking_id, booking.status, status)
+            paid = sum(p.amount_cents for p in session.execute(select(Payment).where(
+                Payment.booking_id == booking_id, Payment.status == "succeeded")).scalars())
+            if booking.status in ("CONFIRMED", "COMPLETED"):
+                assert paid >= booking.amount_cents, (booking_id, booking.status, paid)
+
+
+@PROVIDERS
+def test_signed_deliveries_about_real_bookings_reach_the_handlers_and_keep_the_ledgers_sound(fuzz, provider):
+    """Honest and forged signed envelopes about real bookings, in random order: each answered 2xx
+    (or 422 with a reason), most of them processed by a handler, and the ledgers sound after each run."""
+    client, engine = fuzz
+    shop = _shop(engine)
+    outcomes: dict[str, int] = {}
+    counter = iter(range(10 ** 9))
+    kinds = [k for k in KINDS if (provider == "calendly") == (k.startswith("created") or k == "canceled")]
+
+    @settings(max_examples=REACHING, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @given(steps=st.lists(st.tuples(st.sampled_from(kinds), st.sampled_from(shop.bookings)), min_size=1, max_size=6))
+    def run(steps):
+        for kind, booking_id in steps:
+            with session_scope(engine, read_only=True) as session:
+                made = _envelope(session, shop, kind, booking_id, next(counter))
+            if made is None:
+                continue
+            which, body = made
+            before = _slot_and_status(engine, booking_id)
+            raw = json.dumps(body).encode()
+            response = client.post(PATHS[which], content=raw, headers=signed_headers(which, raw))
+            assert response.status_code < 500 and response.status_code != 410, (kind, response.text)
+            assert response.status_code in (200, 422), (kind, response.status_code, response.text)
+            outcome = response.json()["outcome"]
+            assert outcome != "failed"
+            if kind in FORGED:  # a forged slot or payment never moves the booking nor attaches to it
+                assert _slot_and_status(engine, booking_id) == before, (kind, outcome)
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        assert_sound(engine, shop)
+
+    run()
+    print(f"\n[fuzz reaching {provider}] outcomes {dict(sorted(outcomes.items()))}")
+    processed = outcomes.get("processed", 0) + outcomes.get("ignored", 0) + outcomes.get("duplicate", 0)
+    assert processed > 0.5 * sum(outcomes.values()), outcomes  # most deliveries reached a handler
+    assert outcomes.get("processed", 0) > 0
+    stored = stored_outcomes(engine)
+    assert stored.get("rejected", 0) == 0 and stored.get("failed", 0) == 0, stored
