@@ -26,9 +26,9 @@ COOKIE = "baw_session"
 def sign_in(live, email: str = "client@example.com", *, remember: bool = False) -> requests.Session:
     browser = requests.Session()
     form = browser.get(f"{live.web}/login?next=/", timeout=30)
-    assert 'name="remember"' in form.text  # the form offers it
     data = {"email": email, "name": "Casey", "csrf_token": _csrf(form.text), "next": "/"}
     if remember:
+        assert 'type="checkbox" name="remember"' in form.text  # the form offers it
         data["remember"] = "1"
     sent = browser.post(f"{live.web}/login", data=data, timeout=30)
     assert sent.status_code == 200, sent.text
@@ -55,7 +55,7 @@ def thief_with_copy_of(live, browser: requests.Session) -> requests.Session:
 
 
 def sign_out(live, browser: requests.Session) -> requests.Response:
-    page = browser.get(f"{live.web}/", timeout=30)
+    page = browser.get(f"{live.web}/login", timeout=30)  # any form carries the CSRF token
     return browser.post(f"{live.web}/logout", data={"csrf_token": _csrf(page.text)}, allow_redirects=False,
                         timeout=30)
 
@@ -80,11 +80,13 @@ def test_sign_out_ends_the_session_for_a_stolen_copy_of_the_cookie(live):
     victim = sign_in(live)
     thief = thief_with_copy_of(live, victim)
     assert signed_in_as(live, thief) == "client@example.com"  # the copy works while the session lives
+    assert 'action="/logout"' in victim.get(f"{live.web}/", timeout=30).text  # every page offers sign-out
 
     answer = sign_out(live, victim)
 
     assert answer.status_code == 303
     assert signed_in_as(live, victim) is None
+    assert 'action="/logout"' not in victim.get(f"{live.web}/", timeout=30).text
     assert signed_in_as(live, thief) is None  # the server ended it: the old cookie is worth nothing
     [row] = sessions_of(live, "client@example.com")
     assert row.revoked_at is not None
