@@ -205,6 +205,8 @@ class BookingHistory(Base):
     """Append-only: every status change and every money event of a booking, with its cause."""
 
     __tablename__ = "booking_history"
+    # The Failures page lists refused slots and payments by cause, newest first.
+    __table_args__ = (Index("ix_booking_history_cause", "cause", "id"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     booking_id: Mapped[str] = mapped_column(ForeignKey("bookings.id"), index=True)
     from_status: Mapped[str | None] = mapped_column(String(32))
@@ -339,6 +341,6 @@ class SystemState(Base):
 __all__ = [
     "Base", "Builder", "SessionType", "Client", "Booking", "Payment", "Refund", "BookingHistory",
     "WebhookEvent", "OutboxEntry", "Notification", "DashboardUser", "LoginToken", "ClientSession",
-    "SystemState",
-    "ThrottleCounter", "utcnow", "new_booking_id",
+    "SystemState", "ThrottleCounter",
+    "utcnow", "new_booking_id",
 ]

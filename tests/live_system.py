@@ -31,6 +31,7 @@ class LiveSystem:
     engine: object
     settings: object
     builder_id: int = 0
+    host_uri: str = ""  # the builder's Calendly user at the stand-in
     session_type_ids: list[int] = field(default_factory=list)
     event_type_ids: list[str] = field(default_factory=list)
 
@@ -46,6 +47,12 @@ class LiveSystem:
 
     def calendly_state(self) -> dict:
         return self.calendly_sandbox("GET", "/state").json()
+
+    def slot(self, type_index: int = 0) -> dict[str, str]:
+        """`invitee_envelope` arguments for a slot that really is a booking's of this session type:
+        the stand-in's event type, hosted by the builder."""
+        return {"event_type": f"{self.calendly}/event_types/{self.event_type_ids[type_index]}",
+                "host": self.host_uri}
 
     def admin(self, method: str, path: str, **kwargs) -> requests.Response:
         headers = {"Authorization": f"Bearer {self.settings.admin_api_token}"}
@@ -164,6 +171,7 @@ def _add_builder(system: LiveSystem) -> None:
         builder = catalog.add_builder(session, name="Ada Lovelace", email="ada@example.com",
                                       calendly_token=BUILDER_TOKEN, calendly_user=user)
         system.builder_id = builder.id
+        system.host_uri = user["uri"]
         for event_type, price in zip([et for et in event_types if et["active"]], PRICES):
             row = catalog.set_price(session, builder_id=builder.id, event_type=event_type, amount_cents=price,
                                     currency="USD")

@@ -120,6 +120,7 @@ def test_v2_invitee_created() -> None:
         cancel_url=f"https://calendly.com/cancellations/{INVITEE_UUID}",
         reschedule_url=f"https://calendly.com/reschedulings/{INVITEE_UUID}",
         questions_and_answers=(("What are you building?", "A marketplace for local repair shops, Next.js + Supabase."),),
+        host_uris=(USER_URI,),
     )
     assert hook.shape == "v2"
     assert hook.created_at is not None and hook.created_at.tzinfo is timezone.utc
@@ -261,7 +262,9 @@ SAME_BOOKING_IN_BOTH_SHAPES: list[tuple[str, Callable[[], dict], Callable[[], di
 def test_both_shapes_normalise_to_the_same_webhook(v2: Callable[[], dict], legacy: Callable[[], dict], gaps: set[str]) -> None:
     new, old = parse_calendly_webhook(v2()), parse_calendly_webhook(legacy())
     assert (new.shape, old.shape) == ("v2", "legacy")
-    blank = {name: None for name in gaps}
+    # The legacy shape names hosts by display name only: the service reads them from the API.
+    blank = {name: None for name in gaps} | {"host_uris": ()}
+    assert old.host_uris == ()
     assert dataclasses.replace(new, **blank) == dataclasses.replace(old, **blank)
     assert new.dedupe_key == old.dedupe_key
     for name in gaps:
@@ -487,3 +490,16 @@ def test_fuzz_envelopes_with_plausible_keys(body: dict) -> None:
 @given(_mutants())
 def test_fuzz_one_field_of_a_good_body_replaced(body: dict) -> None:
     assert_parses_or_payload_error(body)
+
+
+def test_the_hosts_come_from_event_memberships_and_the_legacy_shape_has_none() -> None:
+    """The binding of a slot to a booking reads its hosts; the older shape names hosts only by
+    display name, so it has none and the service must read the event from the API."""
+    body = v2_body("invitee.created")
+    body["payload"]["scheduled_event"]["event_memberships"] = [
+        {"user": USER_URI, "user_email": "a@example.test"}, {"user": f"{API}/users/co-host"}]
+    assert parse_calendly_webhook(json.dumps(body).encode()).host_uris == (USER_URI, f"{API}/users/co-host")
+    assert parse_calendly_webhook(json.dumps(legacy_body("invitee.created")).encode()).host_uris == ()
+    body["payload"]["scheduled_event"]["event_memberships"] = "not a list"
+    with pytest.raises(PayloadError, match="event_memberships must be a list"):
+        parse_calendly_webhook(json.dumps(body).encode())

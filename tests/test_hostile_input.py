@@ -37,7 +37,7 @@ from core.states import BookingStatus as S
 from tests import factories
 from tests.servers import serve
 from tests.webhook_helpers import (
-    calendly_headers, cancellation, invitee_envelope, stripe_event, stripe_headers, webhook_events,
+    calendly_headers, cancellation, invitee_envelope, slot_of, stripe_event, stripe_headers, webhook_events,
 )
 
 CALENDLY_KEY = "sandbox-calendly-signing-key"
@@ -124,7 +124,7 @@ def _invitee_created(session):
     event_uri = f"https://api.calendly.com/scheduled_events/{uuid.uuid4()}"
     return booking.id, "calendly", invitee_envelope(
         "invitee.created", invitee_uri=f"{event_uri}/invitees/{uuid.uuid4()}", event_uri=event_uri,
-        booking_ref=booking.id), S.PENDING_PAYMENT
+        booking_ref=booking.id, **slot_of(booking)), S.PENDING_PAYMENT
 
 
 def _invitee_canceled(session):

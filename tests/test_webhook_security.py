@@ -21,7 +21,7 @@ from core.models import Booking, BookingHistory, OutboxEntry, Payment, WebhookEv
 from core.services import booking_service, payment_service, webhook_ingest
 from tests import factories
 from tests.webhook_helpers import (
-    calendly_headers, invitee_envelope, post_calendly, post_stripe, stripe_event, stripe_headers,
+    calendly_headers, invitee_envelope, post_calendly, post_stripe, slot_of, stripe_event, stripe_headers,
     webhook_events,
 )
 
@@ -48,10 +48,10 @@ def scheduling(engine_):
     """A booking waiting for its invitee.created, and that delivery (unsigned)."""
     with session_scope(engine_) as session:
         booking = factories.make_booking(session, "PENDING_SCHEDULING")
-        booking_id = booking.id
+        booking_id, slot = booking.id, slot_of(booking)
     event_uri = f"https://api.calendly.com/scheduled_events/{uuid.uuid4()}"
     envelope = invitee_envelope("invitee.created", invitee_uri=f"{event_uri}/invitees/{uuid.uuid4()}",
-                                event_uri=event_uri, booking_ref=booking_id)
+                                event_uri=event_uri, booking_ref=booking_id, **slot)
     return booking_id, json.dumps(envelope).encode()
 
 

@@ -340,7 +340,7 @@ def test_crafted_duplicates_five_times_answer_2xx_and_store_one_row(live, no_kic
     booking_id, url = live.start_booking(live.signed_in_client())
     event_uri = f"{live.calendly}/scheduled_events/{uuid.uuid4()}"
     envelope = invitee_envelope("invitee.created", invitee_uri=f"{event_uri}/invitees/{uuid.uuid4()}",
-                                event_uri=event_uri, booking_ref=booking_id)
+                                event_uri=event_uri, booking_ref=booking_id, **live.slot())
     outcomes = [post_calendly(live.web, envelope, live.settings.calendly_webhook_signing_key).json()["outcome"]
                 for _ in range(5)]
 
@@ -437,19 +437,31 @@ def legacy_envelope(event: str, *, booking_ref: str, event_uuid: str, invitee_uu
     }
 
 
+def quietly(live, action):
+    """Do something at the Calendly stand-in without its webhooks: the test delivers them itself."""
+    live.calendly_sandbox("POST", "/config", {"webhook_delivery": "off"})
+    try:
+        return action()
+    finally:
+        live.calendly_sandbox("POST", "/config", {"webhook_delivery": "sync"})
+
+
 def test_the_older_payload_shape_has_the_same_effect_as_v2(live):
     key = live.settings.calendly_webhook_signing_key
     start = (utcnow() + timedelta(days=3)).replace(hour=10, minute=0, second=0, microsecond=0)
-    legacy_id, _ = live.start_booking(live.signed_in_client("legacy@example.com"))
+    legacy_id, legacy_link = live.start_booking(live.signed_in_client("legacy@example.com"))
     v2_id, _ = live.start_booking(live.signed_in_client("v2@example.com"))
-    ids = {name: (str(uuid.uuid4()), str(uuid.uuid4())) for name in ("legacy", "v2")}
+    # The older shape names hosts by display name only, so the service reads the event from
+    # Calendly: it must exist at the stand-in (booked quietly, delivered below in the older shape).
+    booked = quietly(live, lambda: live.pick_slot(legacy_link, start.strftime("%Y-%m-%dT%H:%M:%SZ")))
+    ids = {"legacy": (booked["event_uuid"], booked["invitee_uuid"]), "v2": (str(uuid.uuid4()), str(uuid.uuid4()))}
 
     created = post_calendly(live.web, legacy_envelope("invitee.created", booking_ref=legacy_id,
                             event_uuid=ids["legacy"][0], invitee_uuid=ids["legacy"][1], start=start), key)
     event_uri = f"{live.calendly}/scheduled_events/{ids['v2'][0]}"
     v2_created = post_calendly(live.web, invitee_envelope(
         "invitee.created", invitee_uri=f"{event_uri}/invitees/{ids['v2'][1]}", event_uri=event_uri,
-        booking_ref=v2_id, start=start), key)
+        booking_ref=v2_id, start=start, **live.slot()), key)
     assert created.status_code == v2_created.status_code == 200
     assert created.json()["outcome"] == v2_created.json()["outcome"] == "processed"
 
@@ -488,8 +500,12 @@ def test_a_reschedule_in_the_older_shape_moves_the_same_booking(live, order):
     """The seed's `invitee.rescheduled` (with old_invitee/old_event objects) and its cancel half."""
     key = live.settings.calendly_webhook_signing_key
     booking_id, answer = confirmed(live, future_slot(days=3, hour=11))
-    new_event, new_invitee = str(uuid.uuid4()), str(uuid.uuid4())
     new_start = (utcnow() + timedelta(days=6)).replace(hour=15, minute=0, second=0, microsecond=0)
+    # The new slot must exist at the stand-in: the older shape's hosts are read from Calendly.
+    moved = quietly(live, lambda: live.calendly_sandbox(
+        "POST", f"/invitees/{answer['invitee_uuid']}/reschedule",
+        {"start_time": new_start.strftime("%Y-%m-%dT%H:%M:%SZ")}).json())
+    new_event, new_invitee = moved["event_uuid"], moved["invitee_uuid"]
     old_start = _when(answer["start_time"])
     cancel_half = legacy_envelope("invitee.canceled", booking_ref=booking_id, event_uuid=answer["event_uuid"],
                                   invitee_uuid=answer["invitee_uuid"], start=old_start, canceled=True,

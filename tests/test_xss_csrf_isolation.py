@@ -208,7 +208,7 @@ def test_a_calendly_link_that_is_not_http_is_not_rendered_as_a_link(live):
     booking_id, _ = live.start_booking(live.signed_in_client())
     event_uri = f"{live.calendly}/scheduled_events/{uuid.uuid4()}"
     body = invitee_envelope("invitee.created", invitee_uri=f"{event_uri}/invitees/{uuid.uuid4()}",
-                            event_uri=event_uri, booking_ref=booking_id)
+                            event_uri=event_uri, booking_ref=booking_id, **live.slot())
     body["payload"]["cancel_url"] = "javascript:alert(1)"
     body["payload"]["reschedule_url"] = " JavaScript:alert(document.cookie)"
     raw = json.dumps(body).encode()

@@ -67,8 +67,15 @@ def invitee_envelope(event: str, *, invitee_uri: str, event_uri: str, booking_re
                      start: datetime | None = None, minutes: int = 30, status: str = "active",
                      rescheduled: bool = False, old_invitee: str | None = None,
                      new_invitee: str | None = None, cancellation: dict | None = None,
-                     no_show: dict | None = None, email: str = "client@example.com") -> dict:
-    """A Calendly v2 webhook envelope (payload = Invitee with its scheduled event embedded)."""
+                     no_show: dict | None = None, email: str = "client@example.com",
+                     event_type: str = "https://api.calendly.com/event_types/test-type",
+                     host: str | None = None) -> dict:
+    """A Calendly v2 webhook envelope (payload = Invitee with its scheduled event embedded).
+
+    A slot attaches to a booking only when `event_type` is the booking's session type's and `host`
+    its builder's Calendly user (`slot_of(booking)` gives both); without `host` the envelope has no
+    `event_memberships`, so the service must read the event from Calendly's API.
+    """
     start = start or (utcnow() + timedelta(days=3)).replace(minute=0, second=0, microsecond=0)
     return {
         "event": event, "created_at": iso(utcnow()),
@@ -79,7 +86,9 @@ def invitee_envelope(event: str, *, invitee_uri: str, event_uri: str, booking_re
             "scheduled_event": {
                 "uri": event_uri, "name": "Discovery call", "status": status,
                 "start_time": iso(start), "end_time": iso(start + timedelta(minutes=minutes)),
-                "event_type": "https://api.calendly.com/event_types/test-type",
+                "event_type": event_type,
+                **({"event_memberships": [{"user": host, "user_email": "host@example.test",
+                                           "user_name": "Ada Lovelace"}]} if host else {}),
             },
             "tracking": {"utm_campaign": None, "utm_source": "buildappswith", "utm_medium": "booking",
                          "utm_content": booking_ref, "utm_term": None, "salesforce_uuid": None},
@@ -89,6 +98,13 @@ def invitee_envelope(event: str, *, invitee_uri: str, event_uri: str, booking_re
             "created_at": iso(utcnow()), "updated_at": iso(utcnow()),
         },
     }
+
+
+def slot_of(booking) -> dict[str, str]:
+    """`invitee_envelope` arguments that make the slot really `booking`'s: its session type's event
+    type, hosted by its builder."""
+    return {"event_type": booking.session_type.calendly_event_type_uri,
+            "host": booking.builder.calendly_user_uri}
 
 
 def cancellation(canceler_type: str = "invitee", reason: str = "Something came up") -> dict:

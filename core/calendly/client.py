@@ -6,8 +6,8 @@ and network failures are retried a bounded number of times; other 4xx answers ra
 exception message and log line.
 
 Retried POSTs and what a caller sees when the first attempt did land but its answer was lost:
-- `POST /scheduled_events/{uuid}/cancellation` answers 403 ("already canceled"): callers should
-  treat a 403 on cancellation as done (after re-reading the event if they need certainty).
+- `POST /scheduled_events/{uuid}/cancellation` answers 403, as it does for an event in the past or
+  another user's: callers must read the event back and see `status: canceled` before calling it done.
 - `POST /webhook_subscriptions` answers 409 (the URL already has a subscription).
 - `POST /scheduling_links` silently creates a second single-use link; the first is never used.
 """
@@ -213,9 +213,9 @@ class CalendlyClient:
     def cancel_scheduled_event(self, uri_or_uuid: str, reason: str) -> dict:
         """Cancel a scheduled event; return the Cancellation resource.
 
-        Calendly answers 403 for an event in the past or already canceled, which is also what a
-        retry after a lost answer gets. That 403 is raised as CalendlyAPIError; callers that only
-        want the event canceled should treat it as done.
+        Calendly answers 403 for an event in the past, already canceled or not this user's; a retry
+        after a lost answer gets it too. That 403 is raised as CalendlyAPIError: read the event back
+        (`get_scheduled_event`) to know whether it is canceled.
         """
         url = self._resource_url("scheduled_events", uri_or_uuid) + "/cancellation"
         return self._resource("POST", url, json_body={"reason": reason})

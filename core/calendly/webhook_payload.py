@@ -71,6 +71,9 @@ class CalendlyWebhook:
     cancel_url: str | None
     reschedule_url: str | None
     questions_and_answers: tuple[tuple[str, str], ...]
+    # The scheduled event's hosts (`event_memberships[].user`); empty when the shape lacks them
+    # (the legacy shape names hosts only by display name), so the event must be read from the API.
+    host_uris: tuple[str, ...] = ()
     # Which shape it came in ("v2" or "legacy"); informational, left out of equality.
     shape: str = field(default="v2", compare=False)
 
@@ -171,6 +174,24 @@ def _booking_ref(payload: dict, where: str) -> str | None:
     return ref or None
 
 
+def _host_uris(scheduled: dict | None, where: str) -> tuple[str, ...]:
+    """`event_memberships[].user` of a scheduled event (its hosts), in order."""
+    raw = None if scheduled is None else scheduled.get("event_memberships")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise PayloadError(f"{where}.event_memberships must be a list")
+    hosts = []
+    for index, member in enumerate(raw):
+        item_where = f"{where}.event_memberships[{index}]"
+        if not isinstance(member, dict):
+            raise PayloadError(f"{item_where} must be an object")
+        user = _str(member, "user", item_where)
+        if user:
+            hosts.append(user)
+    return tuple(hosts)
+
+
 def _questions(payload: dict, where: str) -> tuple[tuple[str, str], ...]:
     raw = payload.get("questions_and_answers")
     if raw is None:
@@ -226,6 +247,7 @@ def _parse_v2(name: str, created_at: datetime | None, payload: dict) -> Calendly
         cancel_url=_str(payload, "cancel_url", where),
         reschedule_url=_str(payload, "reschedule_url", where),
         questions_and_answers=_questions(payload, where),
+        host_uris=_host_uris(scheduled, f"{where}.scheduled_event"),
         shape="v2",
     )
 
@@ -344,7 +366,7 @@ def _parse_legacy(name: str, created_at: datetime | None, payload: dict, api_bas
 _MAX_LENGTHS = {
     "invitee_uri": 500, "event_uri": 500, "event_type_uri": 500, "old_invitee_uri": 500,
     "new_invitee_uri": 500, "no_show_uri": 500, "cancel_url": 500, "reschedule_url": 500,
-    "booking_ref": 500, "timezone": 64, "canceler_type": 100,
+    "booking_ref": 500, "timezone": 64, "canceler_type": 100, "host_uris": 500,
 }
 
 
@@ -352,7 +374,12 @@ def _within_bounds(hook: CalendlyWebhook) -> CalendlyWebhook:
     """Refuse values no real delivery has and the database could not store (NUL, absurd lengths)."""
     for name in CalendlyWebhook.__dataclass_fields__:
         value = getattr(hook, name)
-        texts = [text for pair in value for text in pair] if name == "questions_and_answers" else [value]
+        if name == "questions_and_answers":
+            texts = [text for pair in value for text in pair]
+        elif name == "host_uris":
+            texts = list(value)
+        else:
+            texts = [value]
         for text in texts:
             if not isinstance(text, str):
                 continue

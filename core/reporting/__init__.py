@@ -12,8 +12,8 @@ from core.reporting.bookings import (
 )
 from core.reporting.earnings import EarningsRow, earnings_by_month, earnings_totals, platform_fee
 from core.reporting.operations import (
-    BuilderPrices, RefundLedger, builder_options, builders_and_prices, failed_outbox, failed_webhooks,
-    refund_ledger, session_type_options,
+    AttentionItem, BuilderPrices, RefundLedger, builder_options, builders_and_prices, failed_outbox,
+    failed_webhooks, needs_attention, refund_ledger, session_type_options,
 )
 from core.reporting.overview import (
     REFUND_RULE_LABELS, OverviewKpis, RefundReasonRow, StatusFunnel, WeeklyPoint, overview_kpis,
@@ -27,7 +27,7 @@ __all__ = [
     "upcoming_sessions", "webhook_payload",
     "EarningsRow", "earnings_by_month", "earnings_totals", "platform_fee",
     "BuilderPrices", "RefundLedger", "builder_options", "builders_and_prices", "failed_outbox",
-    "failed_webhooks", "refund_ledger", "session_type_options",
+    "failed_webhooks", "refund_ledger", "session_type_options", "AttentionItem", "needs_attention",
     "REFUND_RULE_LABELS", "OverviewKpis", "RefundReasonRow", "StatusFunnel", "WeeklyPoint",
     "overview_kpis", "refunds_by_reason", "status_funnel", "weekly_series",
 ]

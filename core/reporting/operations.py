@@ -9,8 +9,12 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from core.errors import DomainError
-from core.models import Booking, Builder, Client, OutboxEntry, Refund, SessionType, WebhookEvent
+from core.models import (
+    Booking, BookingHistory, Builder, Client, OutboxEntry, Refund, SessionType, WebhookEvent,
+)
 from core.reporting.access import Viewer, builder_scope, require_admin
+from core.services.payment_service import PAYMENT_MISMATCH
+from core.services.slot_binding import SLOT_MISMATCH, STRAY_SLOT
 from core.reporting.bookings import (
     MAX_PAGE_SIZE, OutboxRow, WebhookRow, outbox_row, webhook_row,
 )
@@ -121,6 +125,35 @@ def failed_webhooks(session: Session, viewer: Viewer, *, limit: int = 200) -> li
         .order_by(WebhookEvent.received_at.desc(), WebhookEvent.id.desc()).limit(limit)
     ).scalars()
     return [webhook_row(e) for e in events]
+
+
+# History causes that mean "a client-chosen value did not match its booking": refused, recorded,
+# and (where a builder of ours could) undone automatically, but an admin should know.
+ATTENTION_CAUSES = {
+    STRAY_SLOT: "A Calendly slot named this booking but was not its slot",
+    SLOT_MISMATCH: "Reconcile found this booking holding a slot that is not its own",
+    PAYMENT_MISMATCH: "A payment named this booking but was not what it owes",
+}
+
+
+@dataclass(frozen=True)
+class AttentionItem:
+    created_at: datetime
+    booking_id: str
+    what: str
+    why: str
+    status: str
+
+
+def needs_attention(session: Session, viewer: Viewer, *, limit: int = 200) -> list[AttentionItem]:
+    """Refused slots and payments, newest first (read from one index on the history's cause)."""
+    require_admin(viewer)
+    rows = session.execute(
+        select(BookingHistory).where(BookingHistory.cause.in_(list(ATTENTION_CAUSES)))
+        .order_by(BookingHistory.id.desc()).limit(limit)
+    ).scalars()
+    return [AttentionItem(row.created_at, row.booking_id, ATTENTION_CAUSES[row.cause],
+                          str((row.details or {}).get("why") or ""), row.to_status) for row in rows]
 
 
 @dataclass(frozen=True)

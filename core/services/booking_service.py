@@ -15,7 +15,7 @@ from core.config import get_settings
 from core.errors import DomainError, NotFound
 from core.keys import bounded_key
 from core.models import Booking, BookingHistory, Builder, Client, SessionType, WebhookEvent, utcnow
-from core.services import payment_service
+from core.services import payment_service, slot_binding
 from core.services.notifications import notify
 from core.services.outbox import enqueue
 from core.services.outcome import Outcome
@@ -79,10 +79,32 @@ def _find_booking(session: Session, *refs: str | None, invitee_uris: tuple[str |
     ).scalars().first()
 
 
-def _cancel_calendly_event(session: Session, booking: Booking, event_uri: str, reason: str) -> None:
+def _cancel_calendly_event(session: Session, booking: Booking, event_uri: str, reason: str, *,
+                           builder_id: int | None = None) -> None:
+    """Cancel a Calendly event from the outbox with the token of the builder who hosts it
+    (`builder_id`, the booking's builder by default; None when no builder of ours does)."""
     enqueue(session, "calendly_cancel", f"calendly-cancel:{event_uri}",
-            {"builder_id": booking.builder_id, "event_uri": event_uri, "reason": reason},
+            {"builder_id": builder_id if builder_id is not None else booking.builder_id,
+             "event_uri": event_uri, "reason": reason},
             booking_id=booking.id)
+
+
+def _refuse_stray_slot(session: Session, booking: Booking, hook: CalendlyWebhook, why: str) -> Outcome:
+    """A slot carrying this booking's id that is not its slot: leave the booking as it is, record
+    it, and free the slot with its host's token (or leave it to an admin when no builder of ours
+    hosts it)."""
+    owner = slot_binding.owner_of(session, hook.event_type_uri, hook.host_uris)
+    record(session, booking, cause=slot_binding.STRAY_SLOT, actor=CALENDLY, details={
+        "invitee": hook.invitee_uri, "event": hook.event_uri, "event_type": hook.event_type_uri,
+        "hosts": list(hook.host_uris), "why": why, "owner_builder_id": owner.id if owner else None})
+    enqueue(session, "calendly_cancel", f"calendly-cancel:{hook.event_uri}",
+            {"builder_id": owner.id if owner else None, "event_uri": hook.event_uri,
+             "reason": "This time was booked with a link that was not for it; please book again "
+                       "through the builder's profile."},
+            booking_id=booking.id)
+    released = "its host's Calendly event is canceled" if owner else \
+        "no builder of ours hosts it: an admin must cancel it in Calendly"
+    return Outcome("stray", booking.id, f"stray slot refused: {why}; {released}")
 
 
 def apply_invitee_created(session: Session, hook: CalendlyWebhook) -> Outcome:
@@ -93,6 +115,9 @@ def apply_invitee_created(session: Session, hook: CalendlyWebhook) -> Outcome:
                "start_time": hook.start_time.isoformat() if hook.start_time else None}
     if booking.calendly_invitee_uri == hook.invitee_uri:
         return Outcome("ignored", booking.id, "this invitee is already on the booking")
+    why = slot_binding.mismatch(booking, hook.event_type_uri, hook.host_uris)
+    if why is not None:
+        return _refuse_stray_slot(session, booking, hook, why)
 
     status = S(booking.status)
     if status == S.PENDING_SCHEDULING:

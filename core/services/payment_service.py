@@ -15,7 +15,7 @@ from core.config import get_settings
 from core.db import insert_ignore, session_scope
 from core.errors import DomainError, NotFound, RefundRefused
 from core.models import Booking, Payment, Refund, SessionType, utcnow
-from core.money import format_amount
+from core.money import MoneyError, format_amount
 from core.refund_policy import RefundPolicy, decide_refund
 from core.services.booking_access import with_token
 from core.services.ledger import payment_refundable_cents, summarize
@@ -26,6 +26,8 @@ from core.services.transitions import WITH_PARTIES, lock_booking, record, transi
 from core.states import BookingStatus as S
 
 STRIPE = "stripe:webhook"
+# History cause of a payment that was not what its booking owes (the Failures page lists them).
+PAYMENT_MISMATCH = "payment_mismatch"
 STRIPE_MIN_EXPIRY = timedelta(minutes=30, seconds=10)
 
 
@@ -126,29 +128,53 @@ def close_checkout(session: Session, booking: Booking) -> None:
 
 # ---------------------------------------------------------------- Stripe's events
 def _booking_for_checkout(session: Session, checkout: dict) -> Booking | None:
+    """The booking this Checkout Session is the session of (by its id, which only we stored), else
+    the booking its metadata names (an older or foreign session, never confirming it); locked."""
+    booking = session.execute(
+        select(Booking).where(Booking.stripe_checkout_session_id == checkout.get("id"))
+        .options(*WITH_PARTIES).with_for_update(of=Booking).execution_options(populate_existing=True)
+    ).unique().scalar_one_or_none()
+    if booking is not None:
+        return booking
     booking_id = (checkout.get("metadata") or {}).get("booking_id") or checkout.get("client_reference_id")
-    if booking_id:
-        booking = session.get(Booking, booking_id, with_for_update={"of": Booking}, populate_existing=True,
-                              options=WITH_PARTIES)
-        if booking is not None:
-            return booking
-    return session.execute(
-        select(Booking).where(Booking.stripe_checkout_session_id == checkout.get("id")).with_for_update()
-    ).scalar_one_or_none()
+    if not booking_id:
+        return None
+    return session.get(Booking, booking_id, with_for_update={"of": Booking}, populate_existing=True,
+                       options=WITH_PARTIES)
+
+
+def wrong_amount(booking: Booking, checkout: dict) -> str | None:
+    """Why this Checkout Session's money is not what `booking` owes, or None when it is exactly
+    the booking's amount in the booking's currency."""
+    amount, currency = checkout.get("amount_total"), str(checkout.get("currency") or "").upper()
+    if amount == booking.amount_cents and currency == booking.currency:
+        return None
+    try:
+        shown = format_amount(amount, currency)
+    except (MoneyError, TypeError):
+        shown = "an unreadable amount"
+    return f"it paid {shown} where the booking owes {format_amount(booking.amount_cents, booking.currency)}"
+
+
+def _intent_id(checkout: dict) -> str | None:
+    intent_id = checkout.get("payment_intent")
+    return intent_id.get("id") if isinstance(intent_id, dict) else intent_id
 
 
 def confirm_payment(session: Session, checkout: dict, *, actor: str = STRIPE) -> Outcome:
-    """A Checkout Session Stripe says is paid: record the payment once; confirm, or refund if too late."""
+    """A Checkout Session Stripe says is paid: record the payment once; confirm the booking only
+    when it is the booking's own session for exactly what the booking owes; else give it back."""
     booking = _booking_for_checkout(session, checkout)
     if booking is None:
         return Outcome("unmatched", note="no booking for this checkout session")
+    wrong = wrong_amount(booking, checkout)
+    if wrong is not None:
+        return _refuse_payment(session, booking, checkout, wrong, actor=actor)
     if checkout.get("payment_status") == "unpaid":
         # A bank payment on its way: hold the slot until it settles (once, however often we hear it).
         from core.services.payment_processing import note_processing
         return note_processing(session, booking, checkout, actor=actor)
-    intent_id = checkout.get("payment_intent")
-    if isinstance(intent_id, dict):
-        intent_id = intent_id.get("id")
+    intent_id = _intent_id(checkout)
     if not intent_id:
         raise ValueError("a paid checkout session without payment_intent")
     amount, currency = int(checkout["amount_total"]), str(checkout["currency"]).upper()
@@ -161,19 +187,39 @@ def confirm_payment(session: Session, checkout: dict, *, actor: str = STRIPE) ->
         return Outcome("ignored", booking.id, "payment already recorded")
     details = {"payment_intent": intent_id, "amount_cents": amount, "currency": currency}
     record(session, booking, cause="payment_received", actor=actor, details=details)
-    late = booking.status != S.PENDING_PAYMENT or checkout.get("id") != booking.stripe_checkout_session_id
-    if late:
-        # Paid for a booking that can no longer take it (canceled, expired, or a second session):
-        # the whole payment goes back, automatically.
-        payment = session.get(Payment, payment_id)
-        _create_refund(session, booking, payment, amount, reason="Payment arrived for a booking that "
-                       f"was already {booking.status.lower()}", rule="late_payment", actor=actor)
+    if booking.status != S.PENDING_PAYMENT or checkout.get("id") != booking.stripe_checkout_session_id:
+        # Paid for a booking that can no longer take it (canceled, expired), or through a second
+        # session of ours: the whole payment goes back, automatically.
+        why = (f"was already {booking.status.lower()}" if booking.status != S.PENDING_PAYMENT
+               else "was paid through another of its checkout sessions")
+        _create_refund(session, booking, session.get(Payment, payment_id), amount,
+                       reason=f"Payment arrived for a booking that {why}", rule="late_payment", actor=actor)
         return Outcome("processed", booking.id, "late payment refunded")
     transition(session, booking, S.CONFIRMED, cause="payment_confirmed", actor=actor, details=details)
     booking.hold_expires_at = None
     notify(session, booking, "booking_confirmed")
     notify(session, booking, "builder_new_booking", to=booking.builder.email)
     return Outcome("processed", booking.id)
+
+
+def _refuse_payment(session: Session, booking: Booking, checkout: dict, why: str, *, actor: str) -> Outcome:
+    """Money that is not what this booking owes (another amount or currency, e.g. a session made
+    outside our checkout): the booking stays as it was, the money never enters its ledger, and all
+    of it goes back from the outbox, refunded by payment intent; the history tells an admin."""
+    intent_id = _intent_id(checkout)
+    details = {"checkout_session": checkout.get("id"), "payment_intent": intent_id,
+               "amount_total": checkout.get("amount_total"), "currency": checkout.get("currency"),
+               "payment_status": checkout.get("payment_status"), "why": why}
+    if checkout.get("payment_status") == "unpaid" or not intent_id:
+        record(session, booking, cause=PAYMENT_MISMATCH, actor=actor, details=details)
+        return Outcome("processed", booking.id, f"payment refused: {why}")
+    queued = enqueue(session, "stripe_refund_refused_payment", f"refund-refused:{intent_id}",
+                     {"payment_intent": intent_id, "booking_id": booking.id, "reason": why},
+                     booking_id=booking.id)
+    if queued is None:
+        return Outcome("ignored", booking.id, "this refused payment is already being refunded")
+    record(session, booking, cause=PAYMENT_MISMATCH, actor=actor, details=details)
+    return Outcome("processed", booking.id, f"payment refused and refunded in full: {why}")
 
 
 def release_hold(session: Session, checkout: dict, *, actor: str = STRIPE, cause: str) -> Outcome:

@@ -13,14 +13,15 @@ from datetime import timedelta
 import stripe
 from sqlalchemy import Engine, select
 
-from core.calendly import CalendlyError, parse_calendly_webhook
+from core.calendly import CalendlyAPIError, CalendlyError, parse_calendly_webhook
 from core.config import get_settings
 from core.db import session_scope
 from core.models import Booking, Builder, Refund, SystemState, utcnow
 from core.providers import calendly_for, stripe_client
-from core.services import payment_service
+from core.services import payment_service, slot_binding
+from core.services.transitions import lock_booking
 from core.services.webhook_ingest import process
-from core.states import BookingStatus as S
+from core.states import HOLDS_SLOT, BookingStatus as S
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ HANDLED_STRIPE_EVENTS = [
 CHECKPOINT_KEY = "reconcile.stripe_events.created_gte"
 OVERLAP = 120  # seconds re-read at each run: events can become visible slightly out of order
 RECONCILE_HEADERS = {"user-agent": "reconcile"}
+RECONCILE = "system:reconcile"
 
 
 def _checkpoint(engine: Engine) -> int | None:
@@ -115,18 +117,37 @@ def reconcile_calendly(engine: Engine) -> dict[str, int]:
         outcome = _guard(find_scheduled_invitee, engine, booking_id)
         counts[f"scheduling:{outcome}"] = counts.get(f"scheduling:{outcome}", 0) + 1
     for booking_id, invitee_uri, builder_id in held:
-        outcome = _guard(_check_invitee, engine, invitee_uri, builder_id)
+        outcome = _guard(_check_held_slot, engine, booking_id, invitee_uri, builder_id)
         counts[f"held:{outcome}"] = counts.get(f"held:{outcome}", 0) + 1
     return counts
 
 
-def _check_invitee(engine: Engine, invitee_uri: str, builder_id: int) -> str:
+def _check_held_slot(engine: Engine, booking_id: str, invitee_uri: str, builder_id: int) -> str:
+    """A booking holding a slot: is it still its own slot (event type and host), and is it still
+    booked? Read with the booking's builder's token: a slot that builder cannot read is not theirs."""
     with session_scope(engine, read_only=True) as session:
         client = calendly_for(session.get(Builder, builder_id))
-    invitee = client.get_invitee(invitee_uri)
+    try:
+        invitee = client.get_invitee(invitee_uri)
+        event = client.get_scheduled_event(invitee["event"])
+    except CalendlyAPIError as error:
+        if error.status not in (403, 404):
+            raise
+        event_type, hosts = None, ()
+        why = f"the booking's builder cannot read this slot in Calendly ({error.status}): it is not theirs"
+    else:
+        event_type, hosts = event.get("event_type"), slot_binding.hosts_of(event)
+        with session_scope(engine, read_only=True) as session:
+            why = slot_binding.mismatch(session.get(Booking, booking_id), event_type, hosts)
+    if why is not None:
+        with session_scope(engine) as session:
+            booking = lock_booking(session, booking_id)
+            if booking.status not in HOLDS_SLOT or booking.calendly_invitee_uri != invitee_uri:
+                return "changed"
+            return "mismatch:" + slot_binding.release_mismatched_slot(
+                session, booking, event_type_uri=event_type, host_uris=hosts, why=why, actor=RECONCILE)
     if invitee.get("status") != "canceled":
         return "unchanged"
-    event = client.get_scheduled_event(invitee["event"])
     return _apply_invitee(engine, "invitee.canceled", invitee, event)
 
 

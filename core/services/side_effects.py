@@ -58,6 +58,15 @@ def execute_stripe_refund(engine: Engine, entry: OutboxEntry) -> None:
         payment_service.apply_refund_object(session, created.to_dict(), actor="system:outbox")
 
 
+def execute_stripe_refund_refused_payment(engine: Engine, entry: OutboxEntry) -> None:
+    """All of a payment we refused (not what its booking owes) goes back; it never entered the
+    booking's ledger, so Stripe's refund events for it stay unmatched there."""
+    params = {"payment_intent": entry.payload["payment_intent"], "reason": "requested_by_customer",
+              "metadata": {"booking_id": entry.payload["booking_id"], "refused_payment": "true"}}
+    _stripe_call(stripe_client().v1.refunds.create, params=params,
+                 options={"idempotency_key": entry.idempotency_key})
+
+
 def execute_stripe_sync_refunds(engine: Engine, entry: OutboxEntry) -> None:
     listing = _stripe_call(stripe_client().v1.refunds.list,
                            params={"payment_intent": entry.payload["payment_intent"], "limit": 100})
@@ -81,19 +90,41 @@ def _event_uuid(event_uri: str) -> str:
 
 
 def execute_calendly_cancel(engine: Engine, entry: OutboxEntry) -> None:
+    event_uri = entry.payload["event_uri"]
+    if entry.payload.get("builder_id") is None:
+        raise PermanentFailure(f"no builder of ours hosts Calendly event {event_uri}: cancel it in "
+                               "Calendly by hand if it should not take place")
     with session_scope(engine, read_only=True) as session:
         builder = session.get(Builder, entry.payload["builder_id"])
         client = calendly_for(builder)
     try:
-        client.cancel_scheduled_event(_event_uuid(entry.payload["event_uri"]), entry.payload["reason"])
+        client.cancel_scheduled_event(_event_uuid(event_uri), entry.payload["reason"])
     except CalendlyAPIError as error:
         if error.status == 403:
-            return  # already canceled or in the past: the slot is free either way
+            _confirm_already_canceled(client, event_uri, error)
+            return
         if error.status == 404:
             raise PermanentFailure(f"Calendly does not know this event: {error.message}") from None
         raise PermanentFailure(str(error)) from None
     except CalendlyUnavailable as error:
         raise RetryLater(str(error)) from None
+
+
+def _confirm_already_canceled(client, event_uri: str, refusal: CalendlyAPIError) -> None:
+    """Calendly answers 403 both for "already canceled" and for "not yours" or "in the past": only
+    the event read back with `status: canceled` means the slot is free."""
+    try:
+        event = client.get_scheduled_event(event_uri)
+    except CalendlyUnavailable as error:
+        raise RetryLater(f"Calendly refused the cancellation (403) and the event could not be read "
+                         f"back: {error}") from None
+    except CalendlyAPIError as error:
+        raise PermanentFailure(f"Calendly refused the cancellation ({refusal.message or 403}) and the "
+                               f"event cannot be read with this builder's token ({error.status}): "
+                               "it is not theirs") from None
+    if event.get("status") != "canceled":
+        raise PermanentFailure(f"Calendly refused the cancellation ({refusal.message or 403}) and the "
+                               f"event is still {event.get('status') or 'active'}") from None
 
 
 def execute_notify(engine: Engine, entry: OutboxEntry) -> None:
@@ -128,6 +159,7 @@ def _send_smtp(smtp_url: str, mail_from: str, notification: Notification) -> Non
 EXECUTORS: dict[str, Executor] = {
     "stripe_refund": execute_stripe_refund,
     "stripe_sync_refunds": execute_stripe_sync_refunds,
+    "stripe_refund_refused_payment": execute_stripe_refund_refused_payment,
     "stripe_expire_checkout": execute_stripe_expire_checkout,
     "calendly_cancel": execute_calendly_cancel,
     "notify": execute_notify,

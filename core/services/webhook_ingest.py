@@ -18,19 +18,19 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from core.calendly import (
-    PayloadError, SignatureError, parse_calendly_webhook, verify_calendly_signature,
+    CalendlyWebhook, PayloadError, SignatureError, parse_calendly_webhook, verify_calendly_signature,
 )
 from core.config import get_settings
 from core.db import insert_ignore, session_scope
 from core.keys import bounded_key
 from core.models import WebhookEvent, utcnow
-from core.services import booking_service, payment_service
+from core.services import booking_service, payment_service, slot_binding
 from core.services.outcome import Outcome
 from core.services.stripe_payload import check_stripe_event
 
 log = logging.getLogger(__name__)
 
-FINISHED = ("processed", "ignored", "unmatched")
+FINISHED = ("processed", "ignored", "unmatched", "stray")
 KEPT_HEADERS = ("content-type", "user-agent", "calendly-webhook-signature", "stripe-signature")
 MAX_DEDUPE_KEY = 600  # webhook_events.dedupe_key
 
@@ -213,6 +213,9 @@ def process(engine: Engine, provider: str, raw: bytes, headers: dict, dedupe_key
     _parse, dispatch = PROVIDERS[provider]
     dedupe_key = bounded_key(dedupe_key, MAX_DEDUPE_KEY)
     try:
+        if isinstance(parsed, CalendlyWebhook):
+            # Outside the transaction: it may read the scheduled event from Calendly's API.
+            parsed = slot_binding.complete_slot_facts(engine, parsed)
         with session_scope(engine) as session:
             event_id = insert_ignore(session, WebhookEvent.__table__, {
                 "provider": provider, "dedupe_key": dedupe_key, "event_type": event_type[:100],

@@ -107,6 +107,12 @@ def failed_outbox(viewer: Viewer) -> list:
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
+def needs_attention(viewer: Viewer) -> list:
+    with session_scope(read_only=True) as session:
+        return reporting.needs_attention(session, viewer)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
 def failed_webhooks(viewer: Viewer) -> list:
     with session_scope(read_only=True) as session:
         return reporting.failed_webhooks(session, viewer)

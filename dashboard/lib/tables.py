@@ -91,6 +91,13 @@ def outbox_frame(rows: Sequence, tz: str) -> pd.DataFrame:
     } for e in rows])
 
 
+def attention_frame(rows: Sequence, tz: str) -> pd.DataFrame:
+    return pd.DataFrame.from_records([{
+        "When": when(a.created_at, tz), "Booking": a.booking_id, "What": a.what, "Why": a.why,
+        "Booking status": a.status,
+    } for a in rows])
+
+
 def webhooks_frame(rows: Sequence, tz: str) -> pd.DataFrame:
     return pd.DataFrame.from_records([{
         "#": w.id, "Received": when(w.received_at, tz), "Provider": w.provider, "Event": w.event_type,

@@ -1,11 +1,15 @@
 """Calendly slots bound to their booking; strays and payment mismatches recorded
 
+They are history rows (causes stray_slot_refused, slot_mismatch_found, payment_mismatch); this
+index lets the dashboard list them without reading the whole history.
+
 Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-07
 """
-import sqlalchemy as sa  # noqa: F401
-from alembic import op  # noqa: F401
+from contextlib import nullcontext
+
+from alembic import op
 
 revision = '0007'
 down_revision = '0006'
@@ -13,9 +17,22 @@ branch_labels = None
 depends_on = None
 
 
+def _concurrently():
+    """On PostgreSQL the index is built CONCURRENTLY (outside a transaction), so a live system
+    keeps writing history while millions of rows are indexed."""
+    if op.get_bind().dialect.name == "postgresql":
+        return op.get_context().autocommit_block(), {"postgresql_concurrently": True}
+    return nullcontext(), {}
+
+
 def upgrade() -> None:
-    pass
+    block, options = _concurrently()
+    with block:
+        op.create_index("ix_booking_history_cause", "booking_history", ["cause", "id"],
+                        if_not_exists=True, **options)
 
 
 def downgrade() -> None:
-    pass
+    block, options = _concurrently()
+    with block:
+        op.drop_index("ix_booking_history_cause", table_name="booking_history", if_exists=True, **options)
