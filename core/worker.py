@@ -36,7 +36,7 @@ def tick(engine: Engine, *, now=None) -> dict[str, int]:
         "reminders": lambda: holds.send_payment_reminders(engine, now=now),
         "expired": lambda: holds.expire_overdue_holds(engine, stripe_client(), now=now),
         "completed": lambda: _complete(engine),
-        "throttles": lambda: throttle.prune(engine),
+        "throttles": lambda: throttle.prune(engine, now),
     }
     for name, job in jobs.items():
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 import requests
@@ -24,6 +25,7 @@ from core.worker import tick
 from tests.dashboard_helpers import ADMIN_EMAIL, ADMIN_PASSWORD, BUILDER_PASSWORD, make_builder, make_user
 from tests.reliability_helpers import start_web, wait_healthy
 
+REPO = Path(__file__).resolve().parent.parent
 BROWSER = {"Accept": "text/html,application/xhtml+xml"}
 JSON = {"Accept": "application/json"}
 
@@ -181,6 +183,20 @@ def test_ended_windows_are_deleted_by_the_worker(settings_env, engine, monkeypat
     assert left == [start + timedelta(minutes=15)]
 
 
+def test_counting_also_deletes_ended_windows_now_and_then(settings_env, engine, monkeypatch):
+    """Without a worker running, the web processes keep the table small themselves."""
+    settings_env(throttle_magic_link_per_email="5/15m")
+    start = datetime(2030, 1, 1, 10, 0, tzinfo=timezone.utc)
+    for n in range(10):
+        throttle.hit(engine, throttle.MAGIC_LINK, email=f"old{n}@example.com", now=start)
+    monkeypatch.setattr(throttle, "_last_prune", float("-inf"))  # a minute has passed since the last pruning
+
+    throttle.hit(engine, throttle.MAGIC_LINK, email="new@example.com", now=start + timedelta(hours=1))
+
+    with session_scope(engine, read_only=True) as session:
+        assert session.execute(select(func.count()).select_from(ThrottleCounter)).scalar_one() == 1
+
+
 def test_limits_are_checked_at_start_up():
     from core.config import ConfigError, load_settings
     with pytest.raises(ConfigError, match="THROTTLE_BOOKING_PER_CLIENT"):
@@ -261,6 +277,37 @@ def test_two_web_processes_share_one_count(settings_env, live, tmp_path):
         assert [ask(base).status_code for base in (live.web, other_url, live.web)] == [200, 200, 200]
         _assert_429(ask(other_url), max_wait=15 * 60, text="sign-in links")
         _assert_429(ask(live.web), max_wait=15 * 60, text="sign-in links")
+    finally:
+        process.stop()
+
+
+@pytest.mark.parametrize("procfile", ["Procfile", "Procfile.production"])
+def test_the_procfile_web_server_does_not_let_a_client_choose_its_address(procfile, settings_env, live, tmp_path):
+    """uvicorn trusts X-Forwarded-For from 127.0.0.1 by default: the `web` command turns that off,
+    so only TRUSTED_PROXY_HOPS decides (a client next to the server could otherwise rotate it)."""
+    import shlex
+    import sys
+    from tests.reliability_helpers import Process, system_env
+    from tests.servers import free_port
+
+    line = next(row for row in (REPO / procfile).read_text().splitlines() if row.startswith("web:"))
+    port = free_port()
+    args = shlex.split(line.removeprefix("web:").replace("${PORT:-8000}", str(port)).replace("8000", str(port)))
+    assert args[0].endswith("uvicorn")
+    limits = {"THROTTLE_MAGIC_LINK_PER_ADDRESS": "2/15m"}
+    settings_env(**limits)
+    process = Process([sys.executable, "-m", "uvicorn", *args[1:]], system_env(live, **limits), tmp_path / "web.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, process)
+
+        def ask(n: int):
+            browser = requests.Session()
+            csrf = _csrf(browser.get(f"{url}/login", timeout=30).text)
+            return browser.post(f"{url}/login", timeout=30, data={"email": f"spoof{n}@example.com", "csrf_token": csrf},
+                                headers={**BROWSER, "X-Forwarded-For": f"192.0.2.{n}"})
+
+        assert [ask(n).status_code for n in range(3)] == [200, 200, 429]
     finally:
         process.stop()
 
