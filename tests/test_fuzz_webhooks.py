@@ -787,7 +787,7 @@ def _envelope(session, shop: Shop, kind: str, booking_id: str, n: int) -> tuple[
         return None
     refunded = session.execute(select(func.coalesce(func.sum(Refund.amount_cents), 0)).where(
         Refund.payment_id == payment.id, Refund.status != "failed")).scalar_one()
-    left = payment.amount_cents - refunded
+    left = payment.amount_cents - int(refunded)  # PostgreSQL's sum is a Decimal
     if left <= 0:
         return None
     return "stripe", stripe_event("refund.created", {
@@ -810,7 +810,7 @@ def assert_sound(engine, shop: Shop) -> None:
             assert payment.amount_cents > 0
             refunds = session.execute(select(func.coalesce(func.sum(Refund.amount_cents), 0)).where(
                 Refund.payment_id == payment.id, Refund.status != "failed")).scalar_one()
-            assert 0 <= refunds <= payment.amount_cents, (payment.id, refunds, payment.amount_cents)
+            assert 0 <= int(refunds) <= payment.amount_cents, (payment.id, refunds, payment.amount_cents)
         assert session.execute(select(func.count()).select_from(Refund).where(Refund.amount_cents <= 0)).scalar_one() == 0
         for booking_id, booking in bookings.items():
             status = shop.initial[booking_id]
@@ -863,8 +863,10 @@ def test_signed_deliveries_about_real_bookings_reach_the_handlers_and_keep_the_l
 
     run()
     print(f"\n[fuzz reaching {provider}] outcomes {dict(sorted(outcomes.items()))}")
-    processed = outcomes.get("processed", 0) + outcomes.get("ignored", 0) + outcomes.get("duplicate", 0)
-    assert processed > 0.5 * sum(outcomes.values()), outcomes  # most deliveries reached a handler
+    # Most deliveries reached a handler (its answer: processed, ignored, duplicate, a stray slot…),
+    # not a gate in front of it (rejected signature, invalid payload, no booking found).
+    reached = sum(n for outcome, n in outcomes.items() if outcome not in ("rejected", "invalid", "unmatched"))
+    assert reached > 0.8 * sum(outcomes.values()), outcomes
     assert outcomes.get("processed", 0) > 0
     stored = stored_outcomes(engine)
     assert stored.get("rejected", 0) == 0 and stored.get("failed", 0) == 0, stored
