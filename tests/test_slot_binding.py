@@ -329,3 +329,14 @@ def test_the_late_invitee_lookup_applies_the_same_binding(live):
     assert outcome == "stray"
     _assert_untouched(live, cheap_id)
     assert _event_status(live, booked["event"]) == "canceled"
+
+
+def test_the_payment_page_of_a_booking_whose_builder_has_no_calendly_token_waits_instead_of_failing(live):
+    """The late-invitee lookup has no Calendly to ask (a builder added without a token): the page
+    keeps waiting for the webhook instead of answering 500."""
+    with session_scope(live.engine) as session:
+        booking = factories.make_booking(session, S.PENDING_SCHEDULING)
+        booking_id = booking.id
+    assert reconcile.find_scheduled_invitee(live.engine, booking_id) == "not_connected"
+    answer = requests.get(live.payment_url(booking_id), allow_redirects=False, timeout=30)
+    assert answer.status_code == 200 and "Calendly" in answer.text

@@ -84,6 +84,8 @@ def find_scheduled_invitee(engine: Engine, booking_id: str) -> str:
         if booking is None or booking.status != S.PENDING_SCHEDULING:
             return "ignored"
         builder, email = booking.builder, booking.client.email
+        if not builder.calendly_token_encrypted:
+            return "not_connected"  # nobody's Calendly to ask (demo data, a disconnected builder)
         client, user_uri = calendly_for(builder), builder.calendly_user_uri
         since = (booking.created_at - timedelta(minutes=5)).isoformat()
     for event in client.list_scheduled_events(user_uri, invitee_email=email):
