@@ -66,8 +66,9 @@ def _assert_untouched(live, booking_id: str) -> None:
     assert data["status"] == "PENDING_SCHEDULING"
     assert data["calendly_event_uri"] is None and data["calendly_invitee_uri"] is None
     assert data["paid_cents"] == 0
-    # Nothing to pay at the wrong price: the payment page still waits for the booking's own slot.
-    assert requests.get(f"{live.web}/payment/{booking_id}", allow_redirects=False, timeout=30).status_code != 303
+    # Nothing to pay at the wrong price: the client's own payment link still waits for its slot.
+    waiting = requests.get(live.payment_url(booking_id), allow_redirects=False, timeout=30)
+    assert waiting.status_code == 200 and "stripe" not in waiting.headers.get("location", "")
 
 
 def _stray_row(live, booking_id: str) -> WebhookEvent:
