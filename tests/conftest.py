@@ -89,6 +89,19 @@ def session(engine):
         yield session
 
 
+@pytest.fixture
+def streamlit_caches_cleared():
+    """`st.cache_data`/`st.cache_resource` leak between AppTest runs in one pytest process
+    (streamlit issue 9139): cleared before and after each dashboard test."""
+    import streamlit as st
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
 def pytest_collection_modifyitems(config, items):
     skip_pg = pytest.mark.skip(reason="PostgreSQL-only: set TEST_DATABASE_URL")
     for item in items:

@@ -6,7 +6,6 @@ import json
 from datetime import timedelta
 
 import pytest
-import streamlit as st
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
@@ -25,12 +24,8 @@ ACTOR = f"admin:{ADMIN_EMAIL}"
 
 
 @pytest.fixture(autouse=True)
-def _fresh_streamlit_caches():
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
+def _fresh_streamlit_caches(streamlit_caches_cleared):
+    """Streamlit's caches leak between AppTest runs in one process (conftest clears them)."""
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from core.db import session_scope
@@ -29,12 +28,8 @@ ADMIN_PAGES = {"admin_overview.py": "Overview", "admin_pending.py": "Pending pay
 
 
 @pytest.fixture(autouse=True)
-def _fresh_streamlit_caches():
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
+def _fresh_streamlit_caches(streamlit_caches_cleared):
+    """Streamlit's caches leak between AppTest runs in one process (conftest clears them)."""
 
 
 @pytest.fixture

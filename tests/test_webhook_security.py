@@ -336,3 +336,55 @@ def test_a_failure_after_a_provider_retry_window_is_still_replayable(client, eng
     assert result.outcome == "processed" and status_of(engine_, booking_id) == "CONFIRMED"
     with session_scope(engine_, read_only=True) as session:
         assert session.get(WebhookEvent, row.id).processed_at > utcnow() - timedelta(minutes=1)
+
+
+# ---------------------------------------------------------------- Stripe signatures from the future
+# The SDK only refuses old timestamps; a genuinely signed `t` a year ahead would stay replayable for
+# a year. More than 5 minutes ahead → 400 "signature future", stored as rejected, nothing applied.
+STRIPE_FUTURE_SECRET = "whsec_sandbox"
+
+
+def _signed_at(raw: bytes, timestamp: int) -> dict[str, str]:
+    return {"Content-Type": "application/json",
+            "Stripe-Signature": stripe.WebhookSignature.generate_signature_header(
+                raw.decode(), STRIPE_FUTURE_SECRET, timestamp=timestamp)}
+
+
+def _status_and_payments(engine, booking_id: str) -> tuple[str, int]:
+    with session_scope(engine, read_only=True) as session:
+        return session.get(Booking, booking_id).status, factories.count(session, Payment)
+
+
+@pytest.mark.parametrize("ahead", [365 * 86400, 301 + 60, 10 ** 12], ids=["a_year", "six_minutes", "absurd"])
+def test_a_stripe_signature_from_the_future_is_400_future_and_stored_rejected(client, engine_, awaiting_payment, ahead):
+    booking_id, raw = awaiting_payment
+
+    answer = post_stripe(client, raw, STRIPE_FUTURE_SECRET, headers=_signed_at(raw, int(time.time()) + ahead))
+
+    assert answer.status_code == 400
+    assert answer.json() == {"outcome": "rejected", "detail": "signature future"}
+    [row] = webhook_events(engine_)
+    assert (row.outcome, row.signature_valid, row.dedupe_key, row.error) == (
+        "rejected", False, None, "signature future")
+    assert _status_and_payments(engine_, booking_id) == ("PENDING_PAYMENT", 0)
+
+
+def test_a_stripe_signature_slightly_ahead_is_accepted(client, engine_, awaiting_payment):
+    """Clock skew inside the tolerance (4 minutes ahead) is a genuine delivery."""
+    booking_id, raw = awaiting_payment
+
+    answer = post_stripe(client, raw, STRIPE_FUTURE_SECRET, headers=_signed_at(raw, int(time.time()) + 240))
+
+    assert answer.status_code == 200 and answer.json()["outcome"] == "processed"
+    assert _status_and_payments(engine_, booking_id) == ("CONFIRMED", 1)
+
+
+def test_a_future_timestamp_with_a_wrong_signature_is_still_a_mismatch(client, engine_, awaiting_payment):
+    """The signature is checked first: "future" only ever describes a genuinely signed delivery."""
+    _booking_id, raw = awaiting_payment
+    headers = {"Stripe-Signature": stripe.WebhookSignature.generate_signature_header(
+        raw.decode(), "whsec_someone_else", timestamp=int(time.time()) + 365 * 86400)}
+
+    answer = post_stripe(client, raw, STRIPE_FUTURE_SECRET, headers=headers)
+
+    assert (answer.status_code, answer.json()["detail"]) == (400, "signature mismatch")

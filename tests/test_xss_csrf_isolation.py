@@ -24,7 +24,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-import streamlit as st
 from markdown_it import MarkdownIt
 from markupsafe import escape
 from sqlalchemy import select
@@ -230,12 +229,8 @@ MARKDOWN = MarkdownIt("commonmark", {"html": True})  # raw HTML on: the worst ca
 
 
 @pytest.fixture(autouse=True)
-def _fresh_streamlit_caches():
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
+def _fresh_streamlit_caches(streamlit_caches_cleared):
+    """Streamlit's caches leak between AppTest runs in one process (conftest clears them)."""
 
 
 def markdown_sources(at: AppTest) -> list[str]:
