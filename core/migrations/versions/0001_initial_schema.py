@@ -1,18 +1,11 @@
 """initial schema
-
-Revision ID: 0001
-Revises: 
-Create Date: 2026-12-01
 """
 from alembic import op
 import sqlalchemy as sa
 import core.models
 
 
-revision = '0001'
-down_revision = None
-branch_labels = None
-depends_on = None
+revision, down_revision = "0001", None  # Alembic's chain
 
 
 def upgrade() -> None:

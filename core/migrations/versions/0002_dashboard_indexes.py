@@ -12,19 +12,12 @@ data"). Each new index extends one it replaces, so no query loses an index:
 
 On PostgreSQL the indexes are built and dropped CONCURRENTLY, so a live system keeps taking
 bookings and webhooks while this runs.
-
-Revision ID: 0002
-Revises: 0001
-Create Date: 2026-12-01
 """
 from contextlib import nullcontext
 
 from alembic import op
 
-revision = '0002'
-down_revision = '0001'
-branch_labels = None
-depends_on = None
+revision, down_revision = "0002", "0001"  # Alembic's chain
 
 # (table, new index, its columns, the index it replaces, that one's columns)
 CHANGES = [

@@ -3,18 +3,11 @@
 A rejected or invalid delivery keeps its kept headers, its size, the SHA-256 of its body and a
 bounded prefix of it (`core.services.webhook_ingest`). Rows stored before this revision keep
 their whole body (NULL size and hash); `python -m core prune-webhooks` ages them out.
-
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-12-07
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0003'
-down_revision = '0002'
-branch_labels = None
-depends_on = None
+revision, down_revision = "0003", "0002"  # Alembic's chain
 
 
 def upgrade() -> None:

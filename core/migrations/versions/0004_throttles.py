@@ -3,20 +3,13 @@
 One fixed-window counter per (scope, hashed key, window start): magic links per email and per
 address, booking creation per client and per address, dashboard sign-in failures per account and
 per address (core/services/throttle.py).
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-12-07
 """
 import sqlalchemy as sa
 from alembic import op
 
 import core.models
 
-revision = '0004'
-down_revision = '0003'
-branch_labels = None
-depends_on = None
+revision, down_revision = "0004", "0003"  # Alembic's chain
 
 
 def upgrade() -> None:

@@ -3,20 +3,13 @@
 `client_sessions`: one row per signed-in client session (the cookie carries the id, the row keeps
 its hash), with its lifetime and revocation. `login_tokens.remember`: the sign-in form's "keep me
 signed in" choice, carried by the magic link to the session it opens.
-
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-12-07
 """
 import sqlalchemy as sa
 from alembic import op
 
 import core.models
 
-revision = '0005'
-down_revision = '0004'
-branch_labels = None
-depends_on = None
+revision, down_revision = "0005", "0004"  # Alembic's chain
 
 
 def upgrade() -> None:

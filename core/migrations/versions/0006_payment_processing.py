@@ -2,20 +2,13 @@
 
 `bookings.payment_processing_since`: set when Checkout completes with a delayed payment method
 (payment_status "unpaid"), cleared when the payment succeeds or fails.
-
-Revision ID: 0006
-Revises: 0005
-Create Date: 2026-12-07
 """
 import sqlalchemy as sa
 from alembic import op
 
 import core.models
 
-revision = '0006'
-down_revision = '0005'
-branch_labels = None
-depends_on = None
+revision, down_revision = "0006", "0005"  # Alembic's chain
 
 
 def upgrade() -> None:

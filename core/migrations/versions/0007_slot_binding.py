@@ -2,19 +2,12 @@
 
 They are history rows (causes stray_slot_refused, slot_mismatch_found, payment_mismatch); this
 index lets the dashboard list them without reading the whole history.
-
-Revision ID: 0007
-Revises: 0006
-Create Date: 2026-12-07
 """
 from contextlib import nullcontext
 
 from alembic import op
 
-revision = '0007'
-down_revision = '0006'
-branch_labels = None
-depends_on = None
+revision, down_revision = "0007", "0006"  # Alembic's chain
 
 
 def _concurrently():
