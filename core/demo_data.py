@@ -20,6 +20,7 @@ from core.models import (
 )
 from core.security import encrypt_secret, hash_password
 from core.states import BookingStatus as S
+from sandbox.calendly.identities import EVENT_TYPE_SPECS, sandbox_event_type_uris, sandbox_user_uri
 
 DEMO_ADMIN = ("admin@demo.test", "demo-admin-pass")
 DEMO_BUILDER_PASSWORD = "demo-builder-pass"
@@ -43,8 +44,6 @@ def _progress(label: str, done: int, total: int, started: float) -> None:
 
 def _ensure_catalog(engine: Engine) -> list[tuple[int, list[tuple[int, int, str, int]]]]:
     """Builders, session types and dashboard accounts; returns [(builder_id, [(type id, price, currency, minutes)])]."""
-    from webhook_service.sandbox.calendly_model import sandbox_event_type_uris, sandbox_user_uri
-
     settings = get_settings()
     base = settings.calendly_api_base
     catalog = []
@@ -63,7 +62,7 @@ def _ensure_catalog(engine: Engine) -> list[tuple[int, list[tuple[int, int, str,
                                           role="builder", builder_id=builder.id))
             types = []
             uris = sandbox_event_type_uris(base, token)
-            names = [("Discovery call", 30), ("Pair-programming session", 60), ("Architecture review", 90)]
+            names = [(name, minutes) for _slug, name, minutes, *_rest in EVENT_TYPE_SPECS]
             for uri, price, (type_name, minutes) in zip(uris, prices, names):
                 session_type = session.execute(
                     select(SessionType).where(SessionType.calendly_event_type_uri == uri)).scalar_one_or_none()

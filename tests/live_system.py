@@ -139,7 +139,8 @@ def _csrf(html: str) -> str:
 @pytest.fixture
 def live(engine, settings_env):
     from webhook_service.app import create_app
-    from webhook_service.sandbox import calendly_standin, stripe_standin
+    from sandbox.calendly import standin as calendly_standin
+    from sandbox.stripe import standin as stripe_standin
 
     ports = {name: free_port() for name in ("web", "calendly", "stripe")}
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}

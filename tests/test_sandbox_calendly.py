@@ -19,7 +19,7 @@ from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from tests.servers import free_port, serve
-from webhook_service.sandbox.calendly_standin import (
+from sandbox.calendly.standin import (
     create_app, sandbox_event_type_uris, sandbox_user_uri,
 )
 
@@ -534,7 +534,7 @@ def test_error_bodies(cal):
 def test_runner_starts_and_answers(receiver):
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "webhook_service.sandbox.calendly_standin", "--port", str(port),
+        [sys.executable, "-m", "sandbox.calendly", "--port", str(port),
          "--webhook-url", f"{receiver.url}/hook", "--signing-key", KEY],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

@@ -15,9 +15,9 @@ import uvicorn
 from fastapi import FastAPI, Request, Response
 
 from tests.servers import serve
-from webhook_service.sandbox import stripe_standin
-from webhook_service.sandbox.stripe_standin import create_app
-from webhook_service.sandbox.stripe_wire import decode_form, format_amount
+from sandbox.stripe import standin as stripe_standin
+from sandbox.stripe.standin import create_app
+from sandbox.stripe.wire import decode_form, format_amount
 
 SECRET_KEY = "sk_test_standin_123"
 WEBHOOK_SECRET = "whsec_test_standin"
@@ -517,7 +517,7 @@ def test_sdk_network_retries_ride_over_a_fault(standin):
 
 
 def test_timeout_fault_delays_the_call(standin, monkeypatch):
-    from webhook_service.sandbox import stripe_api
+    from sandbox.stripe import api as stripe_api
 
     answers: list[tuple[str, bool]] = []  # (key, replayed) for every call the stand-in executes
     original = stripe_api._replay_or_conflict

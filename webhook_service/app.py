@@ -18,7 +18,7 @@ from webhook_service.nul_guard import RefuseNul
 from webhook_service.security_headers import SecurityHeaders
 from webhook_service.openapi import HEALTH
 from webhook_service.rendering import error_page
-from webhook_service.routes import api, client_pages, payment_pages, webhooks
+from webhook_service.routes import api, bench_floor, client_pages, payment_pages, webhooks
 
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -38,6 +38,8 @@ def create_app() -> FastAPI:
     app.include_router(api.router)
     app.include_router(payment_pages.router)
     app.include_router(client_pages.router)
+    if settings.bench_floor_endpoint:  # benchmarks only (bench/README.md)
+        app.include_router(bench_floor.router)
     app.add_middleware(RefuseNul)  # PostgreSQL text cannot hold NUL: refuse it as a 422, not a 500
     app.add_middleware(LimitBodies)  # outside RefuseNul (it buffers): 413 past the route family's limit
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")

@@ -8,8 +8,7 @@ from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from core.calendly import SignatureError
-from core.services.webhook_ingest import ingest, verify_signature
+from core.services.webhook_ingest import ingest
 from webhook_service import openapi as oa
 from webhook_service.deps import EngineDep, SettingsDep
 from webhook_service.outbox_kick import kick_outbox
@@ -51,16 +50,3 @@ async def calendly_webhook(request: Request, engine: EngineDep, settings: Settin
              openapi_extra=oa.WEBHOOK_BODY)
 async def stripe_webhook(request: Request, engine: EngineDep, settings: SettingsDep, background: BackgroundTasks):
     return await _receive("stripe", request, engine, settings, background)
-
-
-@router.post("/_floor/{provider}", include_in_schema=False)
-async def floor(provider: str, request: Request, settings: SettingsDep):
-    """The benchmark's floor: the same server, signature verification only, then 200."""
-    if not settings.bench_floor_endpoint or provider not in ("calendly", "stripe"):
-        return JSONResponse({"detail": "not found"}, status_code=404)
-    raw = await _read_limited(request, settings.webhook_max_body_bytes)
-    try:
-        verify_signature(provider, raw or b"", dict(request.headers))
-    except SignatureError as error:
-        return JSONResponse({"outcome": "rejected", "detail": error.reason}, status_code=400)
-    return JSONResponse({"outcome": "verified"})

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import copy
 
-from .stripe_store import Store
-from .stripe_wire import (MINIMUM_AMOUNT, StripeError, as_dict, as_list, check_params,
+from .store import Store
+from .wire import (MINIMUM_AMOUNT, StripeError, as_dict, as_list, check_params,
                           created_filter, expand_paths, format_amount, metadata, new_id, paginate,
                           require, to_int, to_str)
 

@@ -8,12 +8,12 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from .calendly_model import (
+from .model import (
     WEBHOOK_EVENTS, CalendlyError, CalendlyState, Link, Subscription, User, invalid, not_found,
     parse_time, permission_denied, uuid_from_uri,
 )
-from .calendly_ops import cancel_event, mark_no_show
-from .calendly_webhooks import Dispatcher
+from .ops import cancel_event, mark_no_show
+from .webhooks import Dispatcher
 
 router = APIRouter()
 

@@ -7,8 +7,8 @@ pending, as at Stripe); a failed refund gives the amount back. Creating one emit
 """
 from __future__ import annotations
 
-from .stripe_store import Store
-from .stripe_wire import (StripeError, check_params, created_filter, expand_paths, format_amount,
+from .store import Store
+from .wire import (StripeError, check_params, created_filter, expand_paths, format_amount,
                           metadata, new_id, paginate, to_int, to_str)
 
 REFUND_PARAMS = frozenset({"payment_intent", "charge", "amount", "reason", "metadata", "expand",

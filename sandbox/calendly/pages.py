@@ -8,9 +8,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader
 
-from .calendly_api import get_dispatcher, get_state
-from .calendly_model import QUESTION, CalendlyError, CalendlyState, Invitee, fmt_slot
-from .calendly_ops import (
+from .api import get_dispatcher, get_state
+from .model import QUESTION, CalendlyError, CalendlyState, Invitee, fmt_slot
+from .ops import (
     TRACKING_KEYS, BookingResult, book, cancel_invitee, find_invitee, free_slots, reschedule,
     tracking_from,
 )
@@ -26,7 +26,7 @@ def render(template: str, status: int = 200, **context) -> HTMLResponse:
 
 def message(title: str, text: str = "", status: int = 200, ok: bool = False,
             details: list | None = None) -> HTMLResponse:
-    return render("calendly_message.html", status, title=title, message=text, ok=ok,
+    return render("message.html", status, title=title, message=text, ok=ok,
                   details=details or [])
 
 
@@ -82,7 +82,7 @@ def _book_page(state: CalendlyState, link_uuid: str, values: dict, error: str | 
         name = values.get("name") or " ".join(
             p for p in (values.get("first_name"), values.get("last_name")) if p)
         hidden = [(k, values[k]) for k in TRACKING_KEYS if values.get(k)]
-        return render("calendly_book.html", status, title=et.name, host_name=host.name,
+        return render("book.html", status, title=et.name, host_name=host.name,
                       event_type_name=et.name, duration=et.duration, question=QUESTION,
                       name=name, email=values.get("email", ""), a1=values.get("a1", ""),
                       hidden=hidden, error=error, action=f"/book/{link.uuid}",
@@ -140,7 +140,7 @@ def _closed_page(state: CalendlyState, inv: Invitee) -> HTMLResponse | None:
 def _cancel_page(state: CalendlyState, inv: Invitee, error: str | None = None,
                  reason: str = "", status: int = 200) -> HTMLResponse:
     ev = state.data.events[inv.event_uuid]
-    return render("calendly_cancel.html", status, title="Cancel event",
+    return render("cancel.html", status, title="Cancel event",
                   host_name=state.data.users[ev.user_uuid].name,
                   event_type_name=state.data.event_types[ev.event_type_uuid].name,
                   when=when(ev.start), name=inv.name, email=inv.email, error=error,
@@ -183,7 +183,7 @@ def _reschedule_page(state: CalendlyState, inv: Invitee, error: str | None = Non
     et = state.data.event_types[ev.event_type_uuid]
     slots = [s for s in free_slots(state, et.user_uuid, et.duration, ignore_event=ev.uuid)
              if s != ev.start]
-    return render("calendly_book.html", status, title=f"Reschedule {et.name}",
+    return render("book.html", status, title=f"Reschedule {et.name}",
                   host_name=state.data.users[et.user_uuid].name, event_type_name=et.name,
                   duration=et.duration, question=QUESTION, name=inv.name, email=inv.email,
                   a1="", hidden=[], error=error, action=f"/reschedulings/{inv.uuid}",

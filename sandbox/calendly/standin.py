@@ -3,15 +3,17 @@
 ``create_app(public_url=..., webhook_url=..., signing_key=..., redirect_url=...)`` builds an
 independent FastAPI app with its state in memory (``app.state.calendly``). Pieces:
 
-- ``calendly_model``    users/event types (deterministic from the bearer token), records, JSON shapes
-- ``calendly_ops``      slots, booking, cancellation, rescheduling, no-shows
-- ``calendly_webhooks`` signed webhook delivery (sync with background retries, or off)
-- ``calendly_api``      the ``/users``, ``/event_types``, ``/scheduling_links``,
-                        ``/scheduled_events``, ``/invitee_no_shows``, ``/webhook_subscriptions`` API
-- ``calendly_pages``    ``/book/{link}``, ``/cancellations/{invitee}``, ``/reschedulings/{invitee}``
-- ``calendly_controls`` ``/_sandbox/...`` config, faults, shortcuts and state
+- ``identities`` the deterministic users and event types of a bearer token (no dependencies:
+                  the demo data imports it to point its builders at this stand-in)
+- ``model``      records, state, errors, JSON shapes
+- ``ops``        slots, booking, cancellation, rescheduling, no-shows
+- ``webhooks``   signed webhook delivery (sync with background retries, or off)
+- ``api``        the ``/users``, ``/event_types``, ``/scheduling_links``,
+                 ``/scheduled_events``, ``/invitee_no_shows``, ``/webhook_subscriptions`` API
+- ``pages``      ``/book/{link}``, ``/cancellations/{invitee}``, ``/reschedulings/{invitee}``
+- ``controls``   ``/_sandbox/...`` config, faults, shortcuts and state
 
-Run: ``python -m webhook_service.sandbox.calendly_standin --port 8001``.
+Run: ``python -m sandbox.calendly --port 8001``.
 """
 from __future__ import annotations
 
@@ -23,12 +25,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import calendly_api, calendly_controls, calendly_pages
-from .calendly_model import (
-    CalendlyError, CalendlyState, not_found, sandbox_event_type_uris, sandbox_user_uri,
-    sandbox_user_uuid,
-)
-from .calendly_webhooks import Dispatcher, signature_header, verify_signature
+from . import api as calendly_api, controls as calendly_controls, pages as calendly_pages
+from .identities import sandbox_event_type_uris, sandbox_user_uri, sandbox_user_uuid
+from .model import CalendlyError, CalendlyState, not_found
+from .webhooks import Dispatcher, signature_header, verify_signature
 
 __all__ = ["create_app", "sandbox_user_uri", "sandbox_event_type_uris", "sandbox_user_uuid",
            "signature_header", "verify_signature", "main"]
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
     base = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
-    parser = argparse.ArgumentParser(description="Offline Calendly API v2 stand-in.")
+    parser = argparse.ArgumentParser(prog="python -m sandbox.calendly", description="Offline Calendly API v2 stand-in.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
     parser.add_argument("--public-url", help="this stand-in's base URL (default http://127.0.0.1:<port>)")

@@ -8,11 +8,11 @@ import itertools
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from .calendly_api import get_dispatcher, get_state, json_body
-from .calendly_model import CalendlyState, invalid, not_found
-from .calendly_ops import BookingResult, book, cancel_event, cancel_invitee, find_invitee
-from .calendly_ops import mark_no_show, reschedule, tracking_from
-from .calendly_webhooks import Dispatcher
+from .api import get_dispatcher, get_state, json_body
+from .model import CalendlyState, invalid, not_found
+from .ops import BookingResult, book, cancel_event, cancel_invitee, find_invitee
+from .ops import mark_no_show, reschedule, tracking_from
+from .webhooks import Dispatcher
 
 router = APIRouter(prefix="/_sandbox")
 FAULT_MODES = ("500", "429", "timeout")

@@ -15,9 +15,9 @@ from fastapi import FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader
 
-from . import stripe_checkout as checkout
-from .stripe_store import Store
-from .stripe_wire import StripeError, format_amount
+from . import checkout
+from .store import Store
+from .wire import StripeError, format_amount
 
 TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                         autoescape=True)
@@ -55,9 +55,9 @@ def _view(store: Store, session_id: str, declined: bool) -> dict | None:
 
 def _page(view: dict | None) -> HTMLResponse:
     if view is None:
-        return HTMLResponse(TEMPLATES.get_template("stripe_checkout.html").render(state="missing"),
+        return HTMLResponse(TEMPLATES.get_template("checkout.html").render(state="missing"),
                             status_code=404)
-    return HTMLResponse(TEMPLATES.get_template("stripe_checkout.html").render(**view))
+    return HTMLResponse(TEMPLATES.get_template("checkout.html").render(**view))
 
 
 def _redirect(url: str) -> RedirectResponse:

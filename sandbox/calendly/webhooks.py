@@ -20,7 +20,7 @@ import time
 
 import requests
 
-from .calendly_model import CalendlyState, Notification, fmt_time
+from .model import CalendlyState, Notification, fmt_time
 
 SIGNATURE_HEADER = "Calendly-Webhook-Signature"
 TIMEOUT_SECONDS = 10

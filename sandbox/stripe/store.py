@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from .stripe_wire import API_VERSION, StripeError, new_id
+from .wire import API_VERSION, StripeError, new_id
 
 KINDS = {  # id prefix → (store attribute, Stripe's name in "No such …" messages)
     "cs_": ("sessions", "checkout.session"),

@@ -14,7 +14,7 @@ import time
 import requests
 import stripe
 
-from .stripe_store import Store
+from .store import Store
 
 TIMEOUT_SECONDS = 10
 RETRY_DELAYS = (1, 2, 4)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from .calendly_model import (
+from .model import (
     QUESTION, SLOT_DAYS, SLOT_HOURS, UTC, CalendlyError, CalendlyState, Event, Invitee,
     Notification, fmt_offset, fmt_time, invalid, not_found, parse_time, permission_denied,
 )

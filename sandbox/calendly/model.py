@@ -16,6 +16,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlencode
 
+from .identities import EVENT_TYPE_SPECS, event_type_uuid, identity_from_token, sandbox_user_uuid
+
 UTC = timezone.utc
 TIMEZONE = "Europe/London"
 QUESTION = "What would you like to build?"
@@ -24,17 +26,6 @@ SLOT_DAYS = 7                      # tomorrow .. +7 days are offered
 WEBHOOK_EVENTS = ("invitee.created", "invitee.canceled", "invitee_no_show.created")
 CREATED_EPOCH = datetime(2024, 1, 15, 9, 0, tzinfo=UTC)   # created_at of users / event types
 
-# slug, name, duration (minutes), active, color, description
-EVENT_TYPE_SPECS = (
-    ("discovery-call", "Discovery call", 30, True, "#0069ff",
-     "A short call to scope your app idea and agree the next steps."),
-    ("pair-programming-session", "Pair-programming session", 60, True, "#8247f5",
-     "We build a piece of your app together, screen shared."),
-    ("architecture-review", "Architecture review", 90, True, "#17e885",
-     "A deep review of your app's architecture, data model and deployment."),
-    ("legacy-office-hours", "Legacy office hours", 45, False, "#ffa600",
-     "Retired drop-in office hours."),
-)
 DEFAULT_CONFIG = {
     "webhook_delivery": "sync",            # sync | off
     "reschedule_order": "cancel_first",    # cancel_first | create_first
@@ -104,37 +95,6 @@ def uuid_from_uri(value: Any, collection: str) -> str | None:
         return None
     match = re.search(rf"/{collection}/([0-9a-fA-F-]{{36}})/?$", value.strip())
     return match.group(1).lower() if match else None
-
-
-# ---------------------------------------------------------------- deterministic identities
-def sandbox_user_uuid(token: str) -> str:
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, "calendly-sandbox-user:" + token))
-
-
-def event_type_uuid(user_uuid: str, slug: str) -> str:
-    return str(uuid.uuid5(uuid.UUID(user_uuid), slug))
-
-
-def sandbox_user_uri(public_url: str, token: str) -> str:
-    """The URI the stand-in gives the user of ``token`` (no HTTP needed)."""
-    return f"{public_url.rstrip('/')}/users/{sandbox_user_uuid(token)}"
-
-
-def sandbox_event_type_uris(public_url: str, token: str) -> list[str]:
-    """The URIs of the 4 event types of the user of ``token``, in listing order."""
-    user = sandbox_user_uuid(token)
-    return [f"{public_url.rstrip('/')}/event_types/{event_type_uuid(user, spec[0])}"
-            for spec in EVENT_TYPE_SPECS]
-
-
-def identity_from_token(token: str) -> tuple[str, str]:
-    """(name, slug): ``sandbox-ada`` → ("Ada", "ada"); ``sandbox-ada-lovelace`` → ("Ada Lovelace",
-    "ada-lovelace"); anything else → ("Sandbox Builder", "sandbox-builder-<8 hex of the uuid>")."""
-    match = re.fullmatch(r"sandbox-([A-Za-z0-9]+(?:[-_][A-Za-z0-9]+)*)", token)
-    if match:
-        parts = re.split(r"[-_]", match.group(1))
-        return " ".join(p.capitalize() for p in parts), "-".join(p.lower() for p in parts)
-    return "Sandbox Builder", "sandbox-builder-" + sandbox_user_uuid(token)[:8]
 
 
 # ---------------------------------------------------------------- records
@@ -255,7 +215,7 @@ def decode_page_token(token: str) -> int:
 
 
 class CalendlyState:
-    """All state of one stand-in app (see ``calendly_ops`` for the booking operations)."""
+    """All state of one stand-in app (see ``ops`` for the booking operations)."""
 
     def __init__(self, *, public_url: str, webhook_url: str | None, signing_key: str,
                  redirect_url: str | None):

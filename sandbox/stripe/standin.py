@@ -5,11 +5,11 @@ cannot tell from the real thing.
                      webhook_secret="whsec_sandbox", public_url="http://127.0.0.1:8002")
     client = stripe.StripeClient("sk_test_x", base_addresses={"api": "http://127.0.0.1:8002"})
 
-Runner: `python -m webhook_service.sandbox.stripe_standin --port 8002`.
+Run: `python -m sandbox.stripe --port 8002`.
 
-Parts: `/v1/...` Stripe's API (stripe_api), `/pay/{cs_id}` the hosted checkout page
-(stripe_pages), `/_sandbox/...` JSON controls for tests and demos (below, no auth). State is in
-memory, one `Store` per app (stripe_store); a background thread expires sessions past
+Parts: `/v1/...` Stripe's API (api), `/pay/{cs_id}` the hosted checkout page
+(pages), `/_sandbox/...` JSON controls for tests and demos (below, no auth). State is in
+memory, one `Store` per app (store); a background thread expires sessions past
 `expires_at` every 5 s (they are also expired lazily on every request).
 """
 from __future__ import annotations
@@ -23,13 +23,13 @@ from contextlib import asynccontextmanager
 from fastapi import Body, FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from . import stripe_checkout as checkout
-from . import stripe_money as money
-from .stripe_api import register_api
-from .stripe_pages import register_pages
-from .stripe_store import Store
-from .stripe_webhooks import Deliverer
-from .stripe_wire import StripeError
+from . import checkout
+from . import money
+from .api import register_api
+from .pages import register_pages
+from .store import Store
+from .webhooks import Deliverer
+from .wire import StripeError
 
 log = logging.getLogger(__name__)
 SWEEP_SECONDS = 5.0
@@ -186,7 +186,8 @@ def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
     base = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
-    parser = argparse.ArgumentParser(description="Offline Stripe stand-in (sandbox).")
+    parser = argparse.ArgumentParser(prog="python -m sandbox.stripe",
+                                     description="Offline Stripe stand-in (sandbox).")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8002)
     parser.add_argument("--secret-key", default="sk_test_*",

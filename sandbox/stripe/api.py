@@ -20,10 +20,10 @@ from typing import Any, Callable
 from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from . import stripe_checkout as checkout
-from . import stripe_money as money
-from .stripe_store import Store
-from .stripe_wire import (API_VERSION, StripeError, api_error_body, as_list, check_params,
+from . import checkout
+from . import money
+from .store import Store
+from .wire import (API_VERSION, StripeError, api_error_body, as_list, check_params,
                           created_filter, decode_form, expand_paths, new_id, paginate,
                           rate_limit_body, to_bool, to_str)
 

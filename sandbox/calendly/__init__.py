@@ -1,0 +1,1 @@
+"""The Calendly API v2 stand-in (see `standin`)."""

@@ -1,0 +1,3 @@
+from sandbox.calendly.standin import main
+
+main()

@@ -1,0 +1,3 @@
+from sandbox.stripe.standin import main
+
+main()
