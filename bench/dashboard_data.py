@@ -301,7 +301,7 @@ def measure(engine, case: Case, repeat: int, bare: BareRunner, *, explain: bool 
 
 def viewers(engine, which: list[str], builder_email: str):
     from core.db import session_scope
-    from core.reporting import viewer_for_email
+    from core.auth import viewer_for_email
 
     emails = {"admin": "admin@demo.test", "builder": builder_email}
     out = []

@@ -36,6 +36,8 @@ TRANSITIONS: dict[BookingStatus, frozenset[BookingStatus]] = {
     S.EXPIRED: frozenset(),
 }
 FINAL_STATUSES = frozenset(status for status, nexts in TRANSITIONS.items() if not nexts)
+# The statuses a booking may be canceled from, read off the table: "who may cancel" is `can_cancel`.
+CANCELABLE = frozenset(status for status, nexts in TRANSITIONS.items() if S.CANCELED in nexts)
 # Statuses in which Calendly holds a slot on the builder's calendar for this booking.
 HOLDS_SLOT = frozenset({S.PENDING_PAYMENT, S.CONFIRMED})
 
@@ -51,6 +53,11 @@ class IllegalTransition(Exception):
 
 def can_transition(current: BookingStatus, target: BookingStatus) -> bool:
     return target in TRANSITIONS[BookingStatus(current)]
+
+
+def can_cancel(status: BookingStatus | str) -> bool:
+    """Whether a booking in `status` may still be canceled (the service's rule and the dashboard's button)."""
+    return BookingStatus(status) in CANCELABLE
 
 
 def check_transition(current: BookingStatus, target: BookingStatus) -> None:

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.db import session_scope
 from core.models import Booking, BookingHistory, OutboxEntry, Payment, Refund, SessionType, WebhookEvent, utcnow
-from core.reporting import Viewer, authenticate
+from core.auth import Viewer, authenticate
 from core.services.booking_view import booking_json
 from core.states import BookingStatus as S
 from tests.dashboard_helpers import (

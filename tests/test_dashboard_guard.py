@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.db import session_scope
 from core.models import utcnow
-from core.reporting import authenticate
+from core.auth import authenticate
 from core.states import BookingStatus as S
 from tests.dashboard_helpers import (
     ADMIN_EMAIL, ADMIN_PASSWORD, BUILDER_PASSWORD, make_booking, make_builder, make_client,

@@ -9,10 +9,11 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from core import reporting
+from core import auth, reporting
 from core.errors import DomainError, Forbidden, NotFound
 from core.models import utcnow
-from core.reporting import BookingFilters, Viewer
+from core.auth import Viewer
+from core.reporting import BookingFilters
 from core.services.booking_view import booking_json
 from core.states import BookingStatus as S
 from dashboard.lib import charts
@@ -102,11 +103,11 @@ def since_90(world: World) -> datetime:
 
 # ---------------------------------------------------------------- sign-in
 def test_authenticate_accepts_the_right_password_only(session, world):
-    viewer = reporting.authenticate(session, "ADA@test ", "pw-ada-123")
+    viewer = auth.authenticate(session, "ADA@test ", "pw-ada-123")
     assert viewer == world.ada
     assert viewer.actor == "builder:ada@test"
-    assert reporting.authenticate(session, "ada@test", "wrong") is None
-    assert reporting.authenticate(session, "nobody@test", "pw-ada-123") is None
+    assert auth.authenticate(session, "ada@test", "wrong") is None
+    assert auth.authenticate(session, "nobody@test", "pw-ada-123") is None
 
 
 # ---------------------------------------------------------------- overview
@@ -423,7 +424,7 @@ def test_earnings_chart_is_per_currency(session, calendar_builder):
 # ---------------------------------------------------------------- actions are checked below the UI
 def test_actions_refuse_builders_and_other_builders_prices(session, world):
     from core.models import SessionType
-    from core.reporting import actions
+    from core.services import admin_actions as actions
     with pytest.raises(Forbidden):
         actions.refund(session, world.ada, world.ids["a_paid"], 100)
     with pytest.raises(Forbidden):

@@ -31,8 +31,9 @@ from core.errors import Forbidden
 from core.models import (
     Booking, BookingHistory, LoginToken, Notification, OutboxEntry, Payment, Refund, WebhookEvent, utcnow,
 )
-from core.reporting import BookingFilters, Viewer
-from core.reporting import actions as reporting_actions
+from core.auth import Viewer
+from core.reporting import BookingFilters
+from core.services import admin_actions
 from core.states import BookingStatus as S
 from tests import factories
 from tests.servers import serve
@@ -785,16 +786,16 @@ def _ledger(session) -> tuple:
 # Every reporting function or dashboard action that takes a booking id, and how to call it.
 BY_BOOKING_ID = {
     "booking_detail": lambda s, v, b: reporting.booking_detail(s, v, b),
-    "refund": lambda s, v, b: reporting_actions.refund(s, v, b, 100, reason="mine now"),
-    "refund_all": lambda s, v, b: reporting_actions.refund(s, v, b, None),
-    "cancel": lambda s, v, b: reporting_actions.cancel(s, v, b, reason="mine now"),
-    "resend_payment_link": lambda s, v, b: reporting_actions.resend_payment_link(s, v, b),
+    "refund": lambda s, v, b: admin_actions.refund(s, v, b, 100, reason="mine now"),
+    "refund_all": lambda s, v, b: admin_actions.refund(s, v, b, None),
+    "cancel": lambda s, v, b: admin_actions.cancel(s, v, b, reason="mine now"),
+    "resend_payment_link": lambda s, v, b: admin_actions.resend_payment_link(s, v, b),
 }
 
 
 def test_every_function_taking_a_booking_id_is_checked_here():
     found = set()
-    for module in (reporting, reporting_actions):
+    for module in (reporting, admin_actions):
         for name in module.__all__:
             function = getattr(module, name)
             if inspect.isfunction(function) and "booking_id" in inspect.signature(function).parameters:
@@ -819,9 +820,9 @@ def test_a_builder_cannot_reach_another_builders_rows_through_ids_of_other_thing
     viewer, before = two_builders["viewer"], _ledger(session)
     calls = [
         lambda: reporting.webhook_payload(session, viewer, two_builders["event"]),
-        lambda: reporting_actions.retry_outbox(session, viewer, two_builders["entry"]),
-        lambda: reporting_actions.reprocess_webhook(engine, viewer, two_builders["event"]),
-        lambda: reporting_actions.update_price(session, viewer, two_builders["bo_type"], 1, "USD"),
+        lambda: admin_actions.retry_outbox(session, viewer, two_builders["entry"]),
+        lambda: admin_actions.reprocess_webhook(engine, viewer, two_builders["event"]),
+        lambda: admin_actions.update_price(session, viewer, two_builders["bo_type"], 1, "USD"),
         lambda: reporting.failed_outbox(session, viewer),
         lambda: reporting.failed_webhooks(session, viewer),
     ]

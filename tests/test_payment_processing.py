@@ -22,8 +22,8 @@ from core.db import session_scope
 from core.errors import DomainError
 from core.models import Booking, BookingHistory, Notification, OutboxEntry, utcnow
 from core.reporting import pending_payments
-from core.reporting.access import Viewer
-from core.reporting.actions import resend_payment_link
+from core.auth import Viewer
+from core.services.admin_actions import resend_payment_link
 from core.reporting.bookings import booking_detail
 from core.services import holds
 from core.services.payment_processing import add_business_days, settlement_deadline
@@ -286,7 +286,7 @@ def test_admins_see_a_bank_transfer_on_its_way_and_no_resend(live):
     from streamlit.testing.v1 import AppTest
 
     from tests.dashboard_helpers import ADMIN_EMAIL, ADMIN_PASSWORD, make_user
-    from core.reporting.access import authenticate
+    from core.auth import authenticate
     with session_scope(live.engine) as db:
         make_user(db, ADMIN_EMAIL, ADMIN_PASSWORD, "admin")
     with session_scope(live.engine, read_only=True) as db:

@@ -140,7 +140,7 @@ def test_a_slot_no_builder_of_ours_hosts_is_flagged_for_an_admin(live):
 
 
 def _attention(live):
-    from core.reporting.access import Viewer
+    from core.auth import Viewer
     with session_scope(live.engine, read_only=True) as session:
         return needs_attention(session, Viewer(user_id=1, email="admin@example.test", role="admin"))
 

@@ -31,7 +31,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.db import session_scope
 from core.models import Booking, Builder, WebhookEvent
-from core.reporting import Viewer
+from core.auth import Viewer
 from tests.webhook_helpers import calendly_headers, future_slot, invitee_envelope, wait_for
 
 SCRIPT = "<script>alert(1)</script>"

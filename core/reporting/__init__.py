@@ -1,10 +1,10 @@
-"""Every figure the dashboard shows, aggregated by the database, and who may see it.
+"""Every figure the dashboard shows, aggregated by the database: read-only queries, no writes.
 
-Each function takes a `Viewer`: admins see everything, a builder only their own builder's rows
-(another builder's booking raises `core.errors.Forbidden`). Money stays integer minor units per
-currency; format it with `core.money.format_amount`.
+Each function takes a `core.auth.Viewer`: admins see everything, a builder only their own builder's
+rows (another builder's booking raises `core.errors.Forbidden`). Money stays integer minor units per
+currency; format it with `core.money.format_amount`. Sign-in and roles live in `core.auth`; the
+admin's actions (refund, cancel, retry…) in `core.services.admin_actions`.
 """
-from core.reporting.access import Viewer, authenticate, viewer_for_email
 from core.reporting.bookings import (
     BookingDetail, BookingFilters, BookingPage, BookingRow, PendingPayment, UpcomingSession,
     booking_detail, bookings_csv, count_bookings, list_bookings, pending_payments, upcoming_sessions,
@@ -21,7 +21,6 @@ from core.reporting.overview import (
 )
 
 __all__ = [
-    "Viewer", "authenticate", "viewer_for_email",
     "BookingDetail", "BookingFilters", "BookingPage", "BookingRow", "PendingPayment", "UpcomingSession",
     "booking_detail", "bookings_csv", "count_bookings", "list_bookings", "pending_payments",
     "upcoming_sessions", "webhook_payload",

@@ -16,18 +16,18 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, String, and_, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session, joinedload
 
+from core.auth import Viewer, builder_scope, check_booking_access, require_admin
 from core.errors import DomainError, NotFound
 from core.models import (
     Booking, BookingHistory, Builder, Client, OutboxEntry, Payment, Refund, SessionType, WebhookEvent,
     utcnow,
 )
 from core.money import format_amount
-from core.reporting.access import Viewer, builder_scope, check_booking_access, require_admin
 from core.reporting.sql import (
     implied_by_payment_statuses, like_escaped, paid_cents_of, payment_status_of, refunded_cents_of,
 )
 from core.services.ledger import summarize
-from core.states import FINAL_STATUSES, BookingStatus as S, PaymentState
+from core.states import BookingStatus as S, PaymentState, can_cancel
 
 MAX_PAGE_SIZE = 500
 CSV_MAX_ROWS = 200_000
@@ -446,7 +446,7 @@ class BookingDetail:
 
     @property
     def can_cancel(self) -> bool:
-        return S(self.status) not in FINAL_STATUSES
+        return can_cancel(self.status)
 
     @property
     def payment_on_its_way(self) -> bool:
@@ -463,7 +463,7 @@ class BookingDetail:
 
 def booking_detail(session: Session, viewer: Viewer, booking_id: str) -> BookingDetail:
     """Everything about one booking: money, history, webhooks, payments, refunds, side effects."""
-    from core.services.payment_service import suggested_refund
+    from core.services.refunds import suggested_refund
 
     # With its builder, session type and client in the same statement (three lazy loads otherwise).
     booking = session.get(Booking, booking_id, options=[

@@ -14,9 +14,9 @@ from datetime import date, datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.auth import Viewer, builder_scope
 from core.config import get_settings
 from core.models import Booking, Payment, Refund
-from core.reporting.access import Viewer, builder_scope
 from core.reporting.sql import as_date, month_start
 from core.states import COMMITTED_REFUND_STATUSES
 

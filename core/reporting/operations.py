@@ -8,12 +8,12 @@ from datetime import datetime
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from core.auth import Viewer, builder_scope, require_admin
 from core.errors import DomainError
 from core.models import (
     Booking, BookingHistory, Builder, Client, OutboxEntry, Refund, SessionType, WebhookEvent,
 )
-from core.reporting.access import Viewer, builder_scope, require_admin
-from core.services.payment_service import PAYMENT_MISMATCH
+from core.services.payment_events import PAYMENT_MISMATCH
 from core.services.slot_binding import SLOT_MISMATCH, STRAY_SLOT
 from core.reporting.bookings import (
     MAX_PAGE_SIZE, OutboxRow, WebhookRow, outbox_row, webhook_row,

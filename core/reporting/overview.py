@@ -12,8 +12,8 @@ from datetime import date, datetime
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from core.auth import Viewer, builder_scope
 from core.models import Booking, OutboxEntry, Payment, Refund, WebhookEvent
-from core.reporting.access import Viewer, builder_scope
 from core.reporting.sql import as_date, week_start
 from core.states import COMMITTED_REFUND_STATUSES, BookingStatus as S
 

@@ -13,7 +13,7 @@ statuses = left.multiselect("Status", REFUND_STATUSES, key="refunds_status")
 rules = right.multiselect("Reason", list(REFUND_RULE_LABELS), key="refunds_rule",
                           format_func=lambda rule: REFUND_RULE_LABELS[rule])
 size = components.page_size("refunds")
-first = data.refunds(viewer, tuple(statuses), tuple(rules), 1, size)
+first = data.refunds(viewer, statuses=tuple(statuses), rules=tuple(rules), page=1, page_size=size)
 if first.total == 0:
     st.info("No refunds yet." if not (statuses or rules) else "No refunds match these filters.")
     st.stop()
@@ -23,6 +23,6 @@ st.dataframe([{"Currency": t.currency, "Status": t.status, "Refunds": t.count,
                "Amount": money(t.amount_cents, t.currency)} for t in first.totals],
              hide_index=True, key="refund_totals")
 page, size = components.page_controls(first.total, "refunds")
-ledger = data.refunds(viewer, tuple(statuses), tuple(rules), page, size)
+ledger = data.refunds(viewer, statuses=tuple(statuses), rules=tuple(rules), page=page, page_size=size)
 st.caption(f"{ledger.total:,} refunds, newest first")
 st.dataframe(tables.refunds_frame(ledger.rows, tz), hide_index=True, key="refunds_table")

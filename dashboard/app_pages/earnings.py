@@ -14,7 +14,7 @@ if viewer.is_admin:
                               format_func=lambda bid: "All builders" if bid is None else builders[bid])
 st.caption(f"The platform fee is {get_settings().platform_fee_percent}% of each month's payments net of "
            "refunds. Months are UTC; each currency is counted on its own.")
-rows = data.earnings(viewer, builder_id)
+rows = data.earnings(viewer, builder_id=builder_id)
 if not rows:
     st.info("No earnings yet — they appear here once a client has paid for a session.")
 else:

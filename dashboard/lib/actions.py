@@ -11,11 +11,11 @@ from typing import Any
 
 import streamlit as st
 
+from core.auth import Viewer
 from core.db import get_engine, session_scope
 from core.errors import DomainError
 from core.money import format_amount
-from core.reporting import Viewer
-from core.reporting import actions as service
+from core.services import admin_actions as service
 from core.states import IllegalTransition
 from dashboard.lib import data
 from dashboard.lib.fmt import md

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.auth import Viewer, authenticate, viewer_for_email
 from core.config import get_settings
 from core.db import get_engine, session_scope
-from core.reporting import Viewer, authenticate, viewer_for_email
 from core.services import throttle
 
 VIEWER_KEY = "viewer"

@@ -6,8 +6,9 @@ import json
 
 import streamlit as st
 
+from core.auth import Viewer
 from core.money import Money, MoneyError, format_amount
-from core.reporting import BookingDetail, BookingFilters, Viewer
+from core.reporting import BookingDetail, BookingFilters
 from core.states import BookingStatus, PaymentState
 from dashboard.lib import actions, data, tables
 from dashboard.lib.fmt import ON_ITS_WAY, first_line, md, payment_label, status_label, when

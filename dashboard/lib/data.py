@@ -1,20 +1,28 @@
 """Cached report loaders: one read-only transaction per report, kept for 30 seconds.
 
-The viewer is part of every cache key, so one user's figures are never served to another.
-Actions clear the cache (`clear()`), so what an admin just did shows at once.
+Each loader is a `core.reporting` query wrapped by `cached`: called with the viewer and the query's
+other arguments, without the session. The viewer is part of every cache key, so one user's figures
+are never served to another. Actions clear the cache (`clear()`), so what an admin just did shows
+at once.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Concatenate, ParamSpec, TypeVar
 
 import streamlit as st
+from sqlalchemy.orm import Session
 
 from core import reporting
+from core.auth import Viewer
 from core.db import session_scope
 from core.models import utcnow
-from core.reporting import BookingFilters, Viewer
 
 TTL = 30
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 def clear() -> None:
@@ -26,111 +34,35 @@ def period_start(days: int) -> datetime:
     return (utcnow() - timedelta(days=days)).replace(second=0, microsecond=0)
 
 
-@st.cache_data(ttl=TTL, show_spinner=False)
-def overview(viewer: Viewer, since: datetime) -> reporting.OverviewKpis:
-    with session_scope(read_only=True) as session:
-        return reporting.overview_kpis(session, viewer, since)
+def cached(query: Callable[Concatenate[Session, Viewer, P], T], *,
+           ttl: int = TTL) -> Callable[Concatenate[Viewer, P], T]:
+    """`query(session, viewer, ...)` as a loader `(viewer, ...)`: run in its own read-only
+    transaction, its result kept for `ttl` seconds per viewer and arguments."""
+    def load(viewer: Viewer, *args: P.args, **kwargs: P.kwargs) -> T:
+        with session_scope(read_only=True) as session:
+            return query(session, viewer, *args, **kwargs)
+
+    # Streamlit keys a function's cache by its module, qualified name and source; every loader has
+    # this same source, so each takes its query's name (or they would share one cache).
+    load.__name__ = load.__qualname__ = query.__name__
+    return st.cache_data(ttl=ttl, show_spinner=False)(load)
 
 
-@st.cache_data(ttl=TTL, show_spinner=False)
-def weekly(viewer: Viewer, since: datetime) -> list[reporting.WeeklyPoint]:
-    with session_scope(read_only=True) as session:
-        return reporting.weekly_series(session, viewer, since)
-
-
-@st.cache_data(ttl=TTL, show_spinner=False)
-def funnel(viewer: Viewer, since: datetime) -> reporting.StatusFunnel:
-    with session_scope(read_only=True) as session:
-        return reporting.status_funnel(session, viewer, since)
-
-
-@st.cache_data(ttl=TTL, show_spinner=False)
-def refund_reasons(viewer: Viewer, since: datetime) -> list[reporting.RefundReasonRow]:
-    with session_scope(read_only=True) as session:
-        return reporting.refunds_by_reason(session, viewer, since)
-
-
-@st.cache_data(ttl=TTL, show_spinner=False)
-def earnings(viewer: Viewer, builder_id: int | None = None) -> list[reporting.EarningsRow]:
-    with session_scope(read_only=True) as session:
-        return reporting.earnings_by_month(session, viewer, builder_id=builder_id)
-
-
-@st.cache_data(ttl=TTL, show_spinner=False)
-def upcoming(viewer: Viewer) -> list[reporting.UpcomingSession]:
-    with session_scope(read_only=True) as session:
-        return reporting.upcoming_sessions(session, viewer)
-
-
-@st.cache_data(ttl=TTL, show_spinner=False)
-def bookings(viewer: Viewer, filters: BookingFilters, page: int, page_size: int) -> reporting.BookingPage:
-    with session_scope(read_only=True) as session:
-        return reporting.list_bookings(session, viewer, filters, page, page_size)
-
-
-@st.cache_data(ttl=TTL, show_spinner=False)
-def bookings_csv(viewer: Viewer, filters: BookingFilters) -> str:
-    with session_scope(read_only=True) as session:
-        return reporting.bookings_csv(session, viewer, filters)
-
-
-@st.cache_data(ttl=10, show_spinner=False)
-def pending(viewer: Viewer) -> list[reporting.PendingPayment]:
-    with session_scope(read_only=True) as session:
-        return reporting.pending_payments(session, viewer)
-
-
-@st.cache_data(ttl=TTL, show_spinner=False)
-def refunds(viewer: Viewer, statuses: tuple[str, ...], rules: tuple[str, ...], page: int,
-            page_size: int) -> reporting.RefundLedger:
-    with session_scope(read_only=True) as session:
-        return reporting.refund_ledger(session, viewer, statuses=statuses, rules=rules, page=page,
-                                       page_size=page_size)
-
-
-@st.cache_data(ttl=TTL, show_spinner=False)
-def detail(viewer: Viewer, booking_id: str) -> reporting.BookingDetail:
-    with session_scope(read_only=True) as session:
-        return reporting.booking_detail(session, viewer, booking_id)
-
-
-@st.cache_data(ttl=TTL, show_spinner=False)
-def webhook_payload(viewer: Viewer, event_id: int) -> reporting.bookings.WebhookPayload:
-    with session_scope(read_only=True) as session:
-        return reporting.webhook_payload(session, viewer, event_id)
-
-
-@st.cache_data(ttl=TTL, show_spinner=False)
-def failed_outbox(viewer: Viewer) -> list:
-    with session_scope(read_only=True) as session:
-        return reporting.failed_outbox(session, viewer)
-
-
-@st.cache_data(ttl=TTL, show_spinner=False)
-def needs_attention(viewer: Viewer) -> list:
-    with session_scope(read_only=True) as session:
-        return reporting.needs_attention(session, viewer)
-
-
-@st.cache_data(ttl=TTL, show_spinner=False)
-def failed_webhooks(viewer: Viewer) -> list:
-    with session_scope(read_only=True) as session:
-        return reporting.failed_webhooks(session, viewer)
-
-
-@st.cache_data(ttl=TTL, show_spinner=False)
-def prices(viewer: Viewer) -> list[reporting.BuilderPrices]:
-    with session_scope(read_only=True) as session:
-        return reporting.builders_and_prices(session, viewer)
-
-
-@st.cache_data(ttl=TTL, show_spinner=False)
-def session_types(viewer: Viewer) -> list[tuple[int, str]]:
-    with session_scope(read_only=True) as session:
-        return reporting.session_type_options(session, viewer)
-
-
-@st.cache_data(ttl=TTL, show_spinner=False)
-def builders(viewer: Viewer) -> list[tuple[int, str]]:
-    with session_scope(read_only=True) as session:
-        return reporting.builder_options(session, viewer)
+overview = cached(reporting.overview_kpis)
+weekly = cached(reporting.weekly_series)
+funnel = cached(reporting.status_funnel)
+refund_reasons = cached(reporting.refunds_by_reason)
+earnings = cached(reporting.earnings_by_month)
+upcoming = cached(reporting.upcoming_sessions)
+bookings = cached(reporting.list_bookings)
+bookings_csv = cached(reporting.bookings_csv)
+pending = cached(reporting.pending_payments, ttl=10)
+refunds = cached(reporting.refund_ledger)
+detail = cached(reporting.booking_detail)
+webhook_payload = cached(reporting.webhook_payload)
+failed_outbox = cached(reporting.failed_outbox)
+needs_attention = cached(reporting.needs_attention)
+failed_webhooks = cached(reporting.failed_webhooks)
+prices = cached(reporting.builders_and_prices)
+session_types = cached(reporting.session_type_options)
+builders = cached(reporting.builder_options)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.reporting import Viewer
+from core.auth import Viewer
 from dashboard.lib import actions, auth
 from dashboard.lib.fmt import ADMIN_TIMEZONES, md
 

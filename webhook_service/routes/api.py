@@ -7,11 +7,12 @@ from fastapi import APIRouter, BackgroundTasks, Header, HTTPException, Query, Re
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
+from core.auth import API_ADMIN
 from core.calendly import CalendlyError
 from core.db import session_scope
 from core.emails import InvalidEmail, normalize_email
 from core.errors import DomainError, NotFound, RefundRefused
-from core.services import payment_service, scheduling, throttle
+from core.services import admin_actions, scheduling, throttle
 from core.services.booking_view import booking_json
 from webhook_service import openapi as oa
 from webhook_service.deps import (
@@ -116,9 +117,9 @@ def refund_booking(booking_id: str, body: RefundRequest, engine: EngineDep, _adm
                    background: BackgroundTasks):
     try:
         with session_scope(engine) as session:
-            amount = payment_service.request_refund(session, booking_id, body.amount_cents,
-                                                    reason=body.reason or "Refund by admin (API)",
-                                                    actor="admin:api")
+            # The same admin action as the dashboard's button; the bearer token acts as API_ADMIN.
+            amount = admin_actions.refund(session, API_ADMIN, booking_id, body.amount_cents,
+                                          reason=body.reason.strip() or "Refund by admin (API)")
     except NotFound:
         raise HTTPException(404, "no such booking") from None
     except RefundRefused as error:

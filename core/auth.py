@@ -1,7 +1,11 @@
-"""Who is looking: the signed-in dashboard user, and the rows they may see.
+"""Who is acting, and what they may do: dashboard sign-in, password checks, roles and rights.
 
-Access control lives here, below the UI: every reporting function takes a `Viewer`, and a builder
-viewer is confined to their own builder's rows whatever the caller asks for.
+Dashboard users sign in with an email and a password (checked here, hashed by `core.security`);
+single sign-on maps a verified email to its account (`viewer_for_email`); the admin JSON API's
+bearer token acts as `API_ADMIN`. Every reporting query and admin action takes the resulting
+`Viewer` and checks it below the UI: an admin sees and does everything, a builder only their own
+builder's rows whatever the caller asks for. (Clients sign in with magic links instead:
+`core.services.client_login`.)
 """
 from __future__ import annotations
 
@@ -23,7 +27,8 @@ _DUMMY_HASH = hash_password("not-a-real-password")
 
 @dataclass(frozen=True)
 class Viewer:
-    """A signed-in dashboard user. Frozen and hashable: it is part of the dashboard's cache keys."""
+    """Someone acting as admin or builder: a signed-in dashboard user, or the admin API.
+    Frozen and hashable: it is part of the dashboard's cache keys."""
 
     user_id: int
     email: str
@@ -40,6 +45,11 @@ class Viewer:
     def actor(self) -> str:
         """How this person appears in booking history: 'admin:ana@example.com'."""
         return f"{self.role}:{self.email}"
+
+
+# The admin JSON API's bearer token (webhook_service.deps.require_admin_token): an admin with no
+# dashboard account, shown as "admin:api" in booking history.
+API_ADMIN = Viewer(user_id=0, email="api", role=ADMIN)
 
 
 def viewer_for_user(session: Session, user: DashboardUser) -> Viewer:
@@ -78,6 +88,7 @@ def viewer_for_email(session: Session, email: str) -> Viewer | None:
 
 
 def require_admin(viewer: Viewer) -> None:
+    """Admin-only actions and reports; Forbidden for a builder."""
     if not viewer.is_admin:
         raise Forbidden("this is for admins only")
 
@@ -93,6 +104,11 @@ def builder_scope(viewer: Viewer, requested_builder_id: int | None = None) -> in
     return viewer.builder_id
 
 
+def check_builder_access(viewer: Viewer, owner_builder_id: int, what: str) -> None:
+    """Forbidden unless the viewer is an admin or the builder who owns the thing (`what`, for the message)."""
+    if not viewer.is_admin and owner_builder_id != viewer.builder_id:
+        raise Forbidden(f"this {what} belongs to another builder")
+
+
 def check_booking_access(viewer: Viewer, booking_builder_id: int) -> None:
-    if not viewer.is_admin and booking_builder_id != viewer.builder_id:
-        raise Forbidden("this booking belongs to another builder")
+    check_builder_access(viewer, booking_builder_id, "booking")

@@ -1,7 +1,10 @@
-"""The dashboard's actions, checked against the viewer, each calling one core service.
+"""What an admin (or a builder, for their own prices) may do by hand: refund, cancel, resend the
+payment link, retry a side effect, reprocess a webhook, change a price.
 
-The services write the state change, its history row (with the acting user) and any outbox entry in
-one transaction; nothing here calls Stripe or Calendly (the worker does, from the outbox).
+The dashboard's buttons and the admin JSON API both call these functions: each checks the viewer's
+rights (`core.auth`), then calls one core service with the viewer as the actor. The services write
+the state change, its history row and any outbox entry in one transaction; nothing here calls
+Stripe or Calendly (the worker does, from the outbox).
 """
 from __future__ import annotations
 
@@ -10,11 +13,11 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from core.auth import Viewer, check_booking_access, check_builder_access, require_admin
 from core.db import session_scope
-from core.errors import DomainError, Forbidden, NotFound
+from core.errors import NotFound
 from core.models import Booking, SessionType
-from core.reporting.access import Viewer, check_booking_access, require_admin
-from core.services import booking_service, catalog, notifications, outbox, payment_service, webhook_ingest
+from core.services import booking_service, catalog, notifications, outbox, refunds, webhook_ingest
 from core.services.transitions import record
 
 
@@ -31,9 +34,9 @@ def refund(session: Session, viewer: Viewer, booking_id: str, amount_cents: int 
     """Refund part of a booking (or, with None, all that is left); RefundRefused beyond the remainder."""
     require_admin(viewer)
     _booking(session, viewer, booking_id)
-    return payment_service.request_refund(session, booking_id, amount_cents,
-                                          reason=reason.strip() or f"Refund by {viewer.email}",
-                                          actor=viewer.actor)
+    return refunds.request_refund(session, booking_id, amount_cents,
+                                  reason=reason.strip() or f"Refund by {viewer.email}",
+                                  actor=viewer.actor)
 
 
 def cancel(session: Session, viewer: Viewer, booking_id: str, *, reason: str = "") -> int:
@@ -45,6 +48,7 @@ def cancel(session: Session, viewer: Viewer, booking_id: str, *, reason: str = "
 
 
 def resend_payment_link(session: Session, viewer: Viewer, booking_id: str) -> str:
+    """Email the client the link to pay again; returns the address it went to."""
     require_admin(viewer)
     _booking(session, viewer, booking_id)
     return notifications.resend_payment_link(session, booking_id, actor=viewer.actor)
@@ -90,10 +94,9 @@ def update_price(session: Session, viewer: Viewer, session_type_id: int, amount_
     session_type = session.get(SessionType, session_type_id)
     if session_type is None:
         raise NotFound(f"no session type {session_type_id}")
-    if not viewer.is_admin and session_type.builder_id != viewer.builder_id:
-        raise Forbidden("this session type belongs to another builder")
+    check_builder_access(viewer, session_type.builder_id, "session type")
     return catalog.update_price(session, session_type_id, amount_cents, currency, active=active)
 
 
 __all__ = ["refund", "cancel", "resend_payment_link", "retry_outbox", "reprocess_webhook",
-           "update_price", "ReprocessResult", "DomainError"]
+           "update_price", "ReprocessResult"]
