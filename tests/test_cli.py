@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -27,6 +25,7 @@ from core.models import (
 from core.security import decrypt_secret, verify_password
 from core.states import BookingStatus as S
 from tests.factories import count, drop_everything, make_booking, make_builder, make_payment
+from tests.cli_runner import run_cli
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SETTING_NAMES = {name.upper() for name in config.Settings.model_fields}
@@ -46,10 +45,7 @@ class Result:
 
 
 def _run(db_url: str, cwd: Path, *args: str, **env: str) -> Result:
-    environment = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
-    environment.update(DATABASE_URL=db_url, SANDBOX="true", PYTHONPATH=str(REPO_ROOT), **env)
-    done = subprocess.run([sys.executable, "-m", "core", *args], cwd=cwd, env=environment,
-                          capture_output=True, text=True, timeout=120)
+    done = run_cli(db_url, cwd, *args, **env)
     return Result(done.returncode, done.stdout, done.stderr)
 
 

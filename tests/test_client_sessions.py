@@ -3,10 +3,7 @@ cookie, an operator can revoke a client's sessions, and a session is short unles
 to be remembered. Real HTTP against the live system; the CLI in a subprocess."""
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,10 +11,10 @@ import requests
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import select
 
-from core import config
 from core.db import session_scope
 from core.models import ClientSession, utcnow
 from tests.live_system import _csrf
+from tests.cli_runner import run_cli
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COOKIE = "baw_session"
@@ -66,14 +63,6 @@ def sessions_of(live, email: str) -> list[ClientSession]:
                                .order_by(ClientSession.id)).scalars().all()
         session.expunge_all()
         return rows
-
-
-def run_cli(db_url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    names = {name.upper() for name in config.Settings.model_fields}
-    environment = {k: v for k, v in os.environ.items() if k not in names}
-    environment.update(DATABASE_URL=db_url, SANDBOX="true", PYTHONPATH=str(REPO_ROOT))
-    return subprocess.run([sys.executable, "-m", "core", *args], cwd=cwd, env=environment, capture_output=True,
-                          text=True, timeout=120)
 
 
 def test_sign_out_ends_the_session_for_a_stolen_copy_of_the_cookie(live):

@@ -4,17 +4,13 @@ form, the seed scheduling-link API, the operator's CLI, and the client identity 
 `a@b.c,c@d.e`, `\\xff@x.test` and `@` were accepted, one of them stored as a client identity."""
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import requests
 from sqlalchemy import select
 
-from core import config
 from core.db import session_scope
 from core.emails import InvalidEmail, normalize_email
 from core.models import Booking, Client, DashboardUser, LoginToken, Notification
@@ -22,6 +18,7 @@ from core.services import catalog
 from core.services.booking_service import get_or_create_client
 from tests.factories import count
 from tests.live_system import _csrf
+from tests.cli_runner import run_cli
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BAD = ["a@b.c,c@d.e", "\xff@x.test", "@", "a@", "@example.com", "a b@example.com", "a@b@example.com",
@@ -122,16 +119,8 @@ def test_the_scheduling_link_api_stores_the_normalised_address(live):
         assert session.execute(select(Client.email)).scalars().all() == ["casey@example.com"]
 
 
-def _cli(db_url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    names = {name.upper() for name in config.Settings.model_fields}
-    environment = {k: v for k, v in os.environ.items() if k not in names}
-    environment.update(DATABASE_URL=db_url, SANDBOX="true", PYTHONPATH=str(REPO_ROOT))
-    return subprocess.run([sys.executable, "-m", "core", *args], cwd=cwd, env=environment, capture_output=True,
-                          text=True, timeout=120)
-
-
 def test_the_cli_refuses_a_bad_dashboard_user_address_in_one_line(engine, db_url, tmp_path):
-    done = _cli(db_url, tmp_path, "add-user", "--email", "a@b.c,c@d.e", "--password", "long-enough-pass",
+    done = run_cli(db_url, tmp_path, "add-user", "--email", "a@b.c,c@d.e", "--password", "long-enough-pass",
                 "--role", "admin")
 
     assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr

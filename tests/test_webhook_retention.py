@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import time
 from datetime import timedelta
@@ -32,6 +31,7 @@ from tests import factories
 from tests.reliability_helpers import Process
 from tests.servers import serve
 from tests.webhook_helpers import calendly_headers, stripe_headers, webhook_events
+from tests.cli_runner import run_cli
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CALENDLY_KEY = SANDBOX_SECRETS["calendly_webhook_signing_key"]
@@ -146,18 +146,10 @@ def _remaining(engine) -> set[str]:
         return set(session.execute(select(WebhookEvent.error)).scalars())
 
 
-def _run_cli(db_url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    setting_names = {"DATABASE_URL", "SANDBOX"} | {k for k in os.environ if k.startswith(("WEBHOOK_", "STRIPE_"))}
-    env = {k: v for k, v in os.environ.items() if k not in setting_names}
-    env.update(DATABASE_URL=db_url, SANDBOX="true", PYTHONPATH=str(REPO_ROOT))
-    return subprocess.run([sys.executable, "-m", "core", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=120)
-
-
 def test_prune_webhooks_deletes_old_events_nothing_needs(engine, db_url, tmp_path, history):
     ids, gone = history
 
-    done = _run_cli(db_url, tmp_path, "prune-webhooks", "--older-than", "90d")
+    done = run_cli(db_url, tmp_path, "prune-webhooks", "--older-than", "90d")
 
     assert done.returncode == 0, done.stderr
     assert _remaining(engine) == set(ids) - gone
@@ -172,11 +164,11 @@ def test_prune_webhooks_deletes_old_events_nothing_needs(engine, db_url, tmp_pat
 def test_prune_webhooks_dry_run_and_rejected_only(engine, db_url, tmp_path, history):
     ids, _gone = history
 
-    dry = _run_cli(db_url, tmp_path, "prune-webhooks", "--older-than", "13w", "--dry-run")
+    dry = run_cli(db_url, tmp_path, "prune-webhooks", "--older-than", "13w", "--dry-run")
     assert dry.returncode == 0 and dry.stdout.strip().splitlines()[-1].startswith("would delete 4 ")
     assert _remaining(engine) == set(ids)
 
-    rejected = _run_cli(db_url, tmp_path, "prune-webhooks", "--older-than", "2160h", "--rejected-only")
+    rejected = run_cli(db_url, tmp_path, "prune-webhooks", "--older-than", "2160h", "--rejected-only")
     assert rejected.returncode == 0, rejected.stderr
     assert _remaining(engine) == set(ids) - {"old_rejected", "old_invalid"}
 
@@ -193,7 +185,7 @@ def test_prune_webhooks_dry_run_and_rejected_only(engine, db_url, tmp_path, hist
 def test_prune_webhooks_bad_input_is_one_line_exit_2(engine, db_url, tmp_path, history, args, fragment):
     ids, _gone = history
 
-    done = _run_cli(db_url, tmp_path, "prune-webhooks", *args)
+    done = run_cli(db_url, tmp_path, "prune-webhooks", *args)
 
     assert done.returncode == 2 and done.stdout == ""
     assert len(done.stderr.strip().splitlines()) == 1 and fragment in done.stderr, done.stderr

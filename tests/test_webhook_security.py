@@ -124,45 +124,35 @@ def assert_only_rejections(engine, n: int, provider: str) -> None:
 # ---------------------------------------------------------------- signatures
 CALENDLY_CASES = ["missing", "empty", "malformed", "malformed_no_v1", "malformed_timestamp", "wrong_key", "stale",
                   "from_the_future", "body_changed"]
+STRIPE_CASES = ["missing", "empty", "malformed", "malformed_no_v1", "malformed_timestamp", "wrong_key", "stale",
+                "body_changed"]
+# provider → (fixture with the booking and its delivery, poster, secret, signer, status before, reasons)
+SIGNED = {
+    "calendly": ("scheduling", post_calendly, CALENDLY_KEY, calendly_signature, "PENDING_SCHEDULING",
+                 {"missing": "missing", "empty": "missing", "stale": "stale", "from_the_future": "stale",
+                  "wrong_key": "mismatch", "body_changed": "mismatch"}, "malformed"),
+    "stripe": ("awaiting_payment", post_stripe, STRIPE_SECRET, stripe_signature, "PENDING_PAYMENT",
+               {"missing": "missing", "empty": "missing", "stale": "stale"}, "mismatch"),
+}
 
 
-@pytest.mark.parametrize("case", CALENDLY_CASES)
-def test_calendly_deliveries_without_a_valid_signature_are_refused_and_change_nothing(client, engine_, scheduling,
-                                                                                       case):
-    booking_id, raw = scheduling
+@pytest.mark.parametrize(("provider", "case"), [("calendly", c) for c in CALENDLY_CASES]
+                         + [("stripe", c) for c in STRIPE_CASES])
+def test_deliveries_without_a_valid_signature_are_refused_and_change_nothing(client, engine_, request,
+                                                                             provider, case):
+    fixture, post, secret, signature, status, reasons, otherwise = SIGNED[provider]
+    booking_id, raw = request.getfixturevalue(fixture)
     before = counts(engine_)
 
-    answer = post_calendly(client, raw, CALENDLY_KEY, headers=calendly_signature(raw, case))
+    answer = post(client, raw, secret, headers=signature(raw, case))
 
     assert answer.status_code == 400 and answer.json()["outcome"] == "rejected"
-    assert_only_rejections(engine_, 1, "calendly")
-    assert status_of(engine_, booking_id) == "PENDING_SCHEDULING"
+    assert_only_rejections(engine_, 1, provider)
+    assert status_of(engine_, booking_id) == status
     assert counts(engine_) == before
     [row] = webhook_events(engine_)
     assert row.raw_body == raw.decode()  # kept for the investigation, never acted on
-    expected = {"missing": "missing", "empty": "missing", "stale": "stale", "from_the_future": "stale",
-                "wrong_key": "mismatch", "body_changed": "mismatch"}.get(case, "malformed")
-    assert row.error == f"signature {expected}"
-
-
-STRIPE_CASES = ["missing", "empty", "malformed", "malformed_no_v1", "malformed_timestamp", "wrong_key", "stale",
-                "body_changed"]
-
-
-@pytest.mark.parametrize("case", STRIPE_CASES)
-def test_stripe_events_without_a_valid_signature_are_refused_and_change_nothing(client, engine_, awaiting_payment,
-                                                                                case):
-    booking_id, raw = awaiting_payment
-    before = counts(engine_)
-
-    answer = post_stripe(client, raw, STRIPE_SECRET, headers=stripe_signature(raw, case))
-
-    assert answer.status_code == 400 and answer.json()["outcome"] == "rejected"
-    assert_only_rejections(engine_, 1, "stripe")
-    assert status_of(engine_, booking_id) == "PENDING_PAYMENT"
-    assert counts(engine_) == before
-    expected = {"missing": "missing", "empty": "missing", "stale": "stale"}.get(case, "mismatch")
-    assert webhook_events(engine_)[0].error == f"signature {expected}"
+    assert row.error == f"signature {reasons.get(case, otherwise)}"
 
 
 def test_a_forged_copy_does_not_take_the_real_events_place(client, engine_, awaiting_payment):
