@@ -16,7 +16,13 @@ import argparse
 import sys
 import time
 
-from bench import common as c
+from bench.checks import report_checks, verify
+from bench.console import csv_ints, csv_words, log, machine_note, markdown_table, save_results
+from bench.databases import database_url, open_engine, recreate_database
+from bench.load import Job, drive, make_jobs, median
+from bench.payloads import PAYLOAD, floor_path, full_path
+from bench.seeding import ensure_catalog, new_tag, seed_bookings
+from bench.servers import start_servers
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -32,21 +38,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--compare-workers", action="store_true",
                         help="also measure the floor of `uvicorn --workers 2` (one socket, keep-alive)")
     args = parser.parse_args(argv)
-    args.processes = c.csv_ints(args.processes)
-    args.providers = c.csv_words(args.providers)
+    args.processes = csv_ints(args.processes)
+    args.providers = csv_words(args.providers)
     return args
 
 
 def measured_run(servers, engine, catalog, provider: str, requests: int, concurrency: int, label: str) -> dict:
-    bookings = c.seed_bookings(engine, catalog, provider, c.new_tag(), requests)
-    floor_jobs = c.make_jobs(bookings, provider, c.floor_path(provider), targets=len(servers))
-    full_jobs = [c.Job(job.target, c.full_path(provider), provider, job.body) for job in floor_jobs]
-    floor = c.drive(servers, floor_jobs, concurrency, f"{label} floor")
-    full = c.drive(servers, full_jobs, concurrency, f"{label} full")
-    checks = c.verify(engine, provider, [b.id for b in bookings], result=full)
-    ok = c.report_checks(checks) and floor.ok == floor.count
+    bookings = seed_bookings(engine, catalog, provider, new_tag(), requests)
+    floor_jobs = make_jobs(bookings, provider, floor_path(provider), targets=len(servers))
+    full_jobs = [Job(job.target, full_path(provider), provider, job.body) for job in floor_jobs]
+    floor = drive(servers, floor_jobs, concurrency, f"{label} floor")
+    full = drive(servers, full_jobs, concurrency, f"{label} full")
+    checks = verify(engine, provider, [b.id for b in bookings], result=full)
+    ok = report_checks(checks) and floor.ok == floor.count
     ratio = full.throughput / floor.throughput if floor.throughput else 0.0
-    c.log(f"    {label}: full {full.throughput:,.0f} req/s p50 {full.pct(50):.1f} ms p99 {full.pct(99):.1f} ms "
+    log(f"    {label}: full {full.throughput:,.0f} req/s p50 {full.pct(50):.1f} ms p99 {full.pct(99):.1f} ms "
           f"({full.cpu_ms_per_request:.2f} ms server CPU/req) | floor {floor.throughput:,.0f} req/s "
           f"p50 {floor.pct(50):.1f} ms p99 {floor.pct(99):.1f} ms | ratio {ratio:.2f} | "
           f"machine busy {full.machine_busy:.0%}")
@@ -56,18 +62,18 @@ def measured_run(servers, engine, catalog, provider: str, requests: int, concurr
 def duplicate_run(servers, engine, catalog, provider: str, events: int, concurrency: int, label: str) -> dict:
     """Every event twice, the copies next to each other in the stream and sent to two different
     processes (process i and i+1), so both are in flight together: one effect each."""
-    bookings = c.seed_bookings(engine, catalog, provider, c.new_tag(), events)
-    make = c.PAYLOAD[provider]
+    bookings = seed_bookings(engine, catalog, provider, new_tag(), events)
+    make = PAYLOAD[provider]
     count = len(servers)
     jobs = []
     for i, booking in enumerate(bookings):
         body = make(booking, i)
-        jobs.append(c.Job(i % count, c.full_path(provider), provider, body))
-        jobs.append(c.Job((i + 1) % count, c.full_path(provider), provider, body))
-    result = c.drive(servers, jobs, concurrency, f"{label} duplicates")
-    checks = c.verify(engine, provider, [b.id for b in bookings], result=result, sent_per_booking=2)
-    ok = c.report_checks(checks)
-    c.log(f"    {label} duplicates: {result.count} deliveries of {events} events, {result.throughput:,.0f} req/s "
+        jobs.append(Job(i % count, full_path(provider), provider, body))
+        jobs.append(Job((i + 1) % count, full_path(provider), provider, body))
+    result = drive(servers, jobs, concurrency, f"{label} duplicates")
+    checks = verify(engine, provider, [b.id for b in bookings], result=result, sent_per_booking=2)
+    ok = report_checks(checks)
+    log(f"    {label} duplicates: {result.count} deliveries of {events} events, {result.throughput:,.0f} req/s "
           f"p50 {result.pct(50):.1f} ms p99 {result.pct(99):.1f} ms; answers {dict(result.summary()['outcomes'])}")
     return {"result": result.summary(), "checks_ok": ok,
             "checks": [{"name": k.name, "expected": k.expected, "actual": k.actual} for k in checks]}
@@ -76,20 +82,20 @@ def duplicate_run(servers, engine, catalog, provider: str, events: int, concurre
 def compare_workers(url: str, port: int, concurrencies: list[int], requests: int, engine, catalog) -> list[list]:
     """Floor latency on keep-alive connections: `--workers 2` (one shared socket) vs 2 processes."""
     rows = []
-    bookings = c.seed_bookings(engine, catalog, "stripe", c.new_tag(), requests)
+    bookings = seed_bookings(engine, catalog, "stripe", new_tag(), requests)
     for kind in ("uvicorn --workers 2", "2 separate processes"):
         if kind.startswith("uvicorn"):
-            servers = c.start_servers(url, [port], workers=2)
+            servers = start_servers(url, [port], workers=2)
         else:
-            servers = c.start_servers(url, [port, port + 1])
+            servers = start_servers(url, [port, port + 1])
         try:
             time.sleep(1.0)  # let every worker of the master start accepting
             targets = len(servers)
-            c.drive(servers, c.make_jobs(bookings[:100], "stripe", c.floor_path("stripe"), targets), 4, "warm-up")
+            drive(servers, make_jobs(bookings[:100], "stripe", floor_path("stripe"), targets), 4, "warm-up")
             for concurrency in concurrencies:
-                result = c.drive(servers, c.make_jobs(bookings, "stripe", c.floor_path("stripe"), targets),
+                result = drive(servers, make_jobs(bookings, "stripe", floor_path("stripe"), targets),
                                  concurrency, f"floor, {kind}, c={concurrency}")
-                c.log(f"    floor, {kind}, c={concurrency}: {result.throughput:,.0f} req/s p50 {result.pct(50):.1f} ms "
+                log(f"    floor, {kind}, c={concurrency}: {result.throughput:,.0f} req/s p50 {result.pct(50):.1f} ms "
                       f"p99 {result.pct(99):.1f} ms")
                 rows.append([kind, concurrency, result.throughput, result.pct(50), result.pct(99),
                              "yes" if result.ok == result.count else "NO"])
@@ -102,21 +108,21 @@ def compare_workers(url: str, port: int, concurrencies: list[int], requests: int
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.monotonic()
-    url = c.database_url("postgres", "bench_scale")
-    c.log(f"== postgres: fresh database {url}")
-    c.recreate_database(url)
-    engine = c.open_engine(url)
-    catalog = c.ensure_catalog(engine)
+    url = database_url("postgres", "bench_scale")
+    log(f"== postgres: fresh database {url}")
+    recreate_database(url)
+    engine = open_engine(url)
+    catalog = ensure_catalog(engine)
     runs, dups = [], []
     for processes in args.processes:
         ports = [args.port + k for k in range(processes)]
-        c.log(f"== {processes} web process(es) on ports {ports[0]}..{ports[-1]}, {args.concurrency} requests in flight")
-        servers = c.start_servers(url, ports)
+        log(f"== {processes} web process(es) on ports {ports[0]}..{ports[-1]}, {args.concurrency} requests in flight")
+        servers = start_servers(url, ports)
         try:
             for provider in args.providers:  # warm-up: imports, caches, pooled connections
-                warm = c.seed_bookings(engine, catalog, provider, c.new_tag(), 100 * processes)
-                c.drive(servers, c.make_jobs(warm, provider, c.floor_path(provider), processes), args.concurrency, "warm-up")
-                c.drive(servers, c.make_jobs(warm, provider, c.full_path(provider), processes), args.concurrency, "warm-up")
+                warm = seed_bookings(engine, catalog, provider, new_tag(), 100 * processes)
+                drive(servers, make_jobs(warm, provider, floor_path(provider), processes), args.concurrency, "warm-up")
+                drive(servers, make_jobs(warm, provider, full_path(provider), processes), args.concurrency, "warm-up")
             for repeat in range(args.repeat):
                 for provider in args.providers:
                     label = f"P={processes} {provider} run {repeat + 1}/{args.repeat}"
@@ -129,13 +135,13 @@ def main(argv: list[str] | None = None) -> int:
                     dups.append({"processes": processes, "provider": provider, **dup})
             for server in servers:
                 if server.errors_logged():
-                    c.log(f"   web on port {server.port} logged {server.errors_logged()} traceback(s): {server.log_path}")
+                    log(f"   web on port {server.port} logged {server.errors_logged()} traceback(s): {server.log_path}")
         finally:
             for server in servers:
                 server.stop()
     workers_rows = []
     if args.compare_workers:
-        c.log("== floor on keep-alive connections: uvicorn --workers 2 vs two single-worker processes")
+        log("== floor on keep-alive connections: uvicorn --workers 2 vs two single-worker processes")
         workers_rows = compare_workers(url, args.port, [1, args.concurrency], min(args.requests, 1000), engine, catalog)
     engine.dispose()
 
@@ -143,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"Scale-out on PostgreSQL, {args.concurrency} requests in flight spread round-robin "
           f"(medians of {args.repeat} run(s); outbox not run)")
-    print(c.markdown_table(
+    print(markdown_table(
         ["processes", "event", "full req/s", "full p50 ms", "full p99 ms", "floor req/s", "floor p50 ms",
          "floor p99 ms", "full/floor", "CPU ms/req full", "full speed-up vs 1", "full req/s range", "checks"],
         [[r["processes"], r["provider"], r["full_rps"], r["full_p50"], r["full_p99"], r["floor_rps"], r["floor_p50"],
@@ -153,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print("Duplicates: every event sent twice, to two different processes (the same one when P=1), "
               "both copies in flight together")
-        print(c.markdown_table(
+        print(markdown_table(
             ["processes", "event", "events", "deliveries", "req/s", "p50 ms", "p99 ms", "processed", "duplicate",
              "payments", "checks"],
             [[d["processes"], d["provider"], d["result"]["requests"] // 2, d["result"]["requests"],
@@ -163,10 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     if workers_rows:
         print()
         print("Floor on keep-alive connections (the multi-worker Nagle trap)")
-        print(c.markdown_table(["server", "conc.", "req/s", "p50 ms", "p99 ms", "all 200"], workers_rows))
-    print(c.machine_note())
-    path = c.save_results("scale_out", {"args": vars(args), "runs": runs, "duplicates": dups, "summary": rows,
-                                        "workers": workers_rows, "machine": c.machine_note()})
+        print(markdown_table(["server", "conc.", "req/s", "p50 ms", "p99 ms", "all 200"], workers_rows))
+    print(machine_note())
+    path = save_results("scale_out", {"args": vars(args), "runs": runs, "duplicates": dups, "summary": rows,
+                                        "workers": workers_rows, "machine": machine_note()})
     print(f"raw results: {path}; total time {time.monotonic() - started:.0f}s")
     ok = all(r["checks"] == "ok" for r in rows) and all(d["checks_ok"] for d in dups)
     return 0 if ok else 1
@@ -186,13 +192,13 @@ def summarise(runs: list[dict]) -> list[dict]:
     rows = []
     for (processes, provider), items in groups.items():
         def med(side: str, key: str) -> float:
-            return c.median([item[side][key] for item in items])
+            return median([item[side][key] for item in items])
         values = [item["full"]["req_per_s"] for item in items]
         rows.append({"processes": processes, "provider": provider, "full_rps": med("full", "req_per_s"),
                      "full_p50": med("full", "p50_ms"), "full_p99": med("full", "p99_ms"),
                      "full_cpu": med("full", "server_cpu_ms_per_req"), "floor_rps": med("floor", "req_per_s"),
                      "floor_p50": med("floor", "p50_ms"), "floor_p99": med("floor", "p99_ms"),
-                     "ratio": c.median([item["ratio"] for item in items]),
+                     "ratio": median([item["ratio"] for item in items]),
                      "spread": f"{min(values):,.0f}–{max(values):,.0f}" if len(values) > 1 else "-",
                      "checks": "ok" if all(item["checks_ok"] for item in items) else "FAILED"})
     base = {r["provider"]: r["full_rps"] for r in rows if r["processes"] == min(x["processes"] for x in rows)}

@@ -19,7 +19,15 @@ import time
 
 from sqlalchemy import select
 
-from bench import common as c
+from bench.checks import report_checks, verify
+from bench.console import RESULTS_DIR, csv_ints, csv_words, log, machine_note, markdown_table, save_results
+from bench.databases import (count_rows, database_exists, database_url, open_engine, pg_sessions,
+                             recreate_database, run_core)
+from bench.load import Job, drive, make_jobs, median
+from bench.payloads import PAYLOAD, floor_path, full_path
+from bench.profiling import start_profile, stop_profile, summarize_profile
+from bench.seeding import delete_bookings, ensure_catalog, new_tag, seed_bookings
+from bench.servers import Server, start_servers
 
 GOAL_RATIO = 0.5
 GOAL_P99_MS = 50.0
@@ -45,12 +53,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="gil: samples of the GIL holder (Python CPU; default); cpu: running threads; "
                              "wall: all threads (py-spy --idle)")
     args = parser.parse_args(argv)
-    args.db = c.csv_words(args.db)
-    args.concurrency = c.csv_ints(args.concurrency)
-    args.providers = c.csv_words(args.providers)
-    args.prefill = c.csv_ints(args.prefill)
+    args.db = csv_words(args.db)
+    args.concurrency = csv_ints(args.concurrency)
+    args.providers = csv_words(args.providers)
+    args.prefill = csv_ints(args.prefill)
     for provider in args.providers:
-        if provider not in c.PAYLOAD:
+        if provider not in PAYLOAD:
             parser.error(f"unknown provider {provider}")
     return args
 
@@ -58,19 +66,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 # ---------------------------------------------------------------- databases
 def prepare_database(engine_kind: str, prefill: int, rebuild: bool) -> str:
     if not prefill:
-        url = c.database_url(engine_kind, "bench")
-        c.log(f"== {engine_kind}: fresh database {url}")
-        c.recreate_database(url)
+        url = database_url(engine_kind, "bench")
+        log(f"== {engine_kind}: fresh database {url}")
+        recreate_database(url)
         return url
-    url = c.database_url(engine_kind, f"bench_prefill_{prefill}")
-    if not rebuild and c.database_exists(url) and _prefill_marker(url) == prefill:
-        c.log(f"== {engine_kind}: reusing pre-filled database {url} ({prefill:,} demo bookings)")
+    url = database_url(engine_kind, f"bench_prefill_{prefill}")
+    if not rebuild and database_exists(url) and _prefill_marker(url) == prefill:
+        log(f"== {engine_kind}: reusing pre-filled database {url} ({prefill:,} demo bookings)")
         return url
-    c.log(f"== {engine_kind}: building {url} with {prefill:,} demo bookings (once; reused afterwards)")
+    log(f"== {engine_kind}: building {url} with {prefill:,} demo bookings (once; reused afterwards)")
     started = time.monotonic()
-    c.recreate_database(url)
-    c.run_core(url, "demo-data", "--bookings", str(prefill))
-    engine = c.open_engine(url)
+    recreate_database(url)
+    run_core(url, "demo-data", "--bookings", str(prefill))
+    engine = open_engine(url)
     from core.db import session_scope
     from core.models import SystemState
     with session_scope(engine) as session:
@@ -82,12 +90,12 @@ def prepare_database(engine_kind: str, prefill: int, rebuild: bool) -> str:
         with engine.connect() as conn:
             conn.exec_driver_sql("ANALYZE")
     engine.dispose()
-    c.log(f"   built in {time.monotonic() - started:.0f}s")
+    log(f"   built in {time.monotonic() - started:.0f}s")
     return url
 
 
 def _prefill_marker(url: str) -> int | None:
-    engine = c.open_engine(url)
+    engine = open_engine(url)
     try:
         from core.models import SystemState
         with engine.connect() as conn:
@@ -100,43 +108,43 @@ def _prefill_marker(url: str) -> int | None:
 
 
 # ---------------------------------------------------------------- one run
-def warm_up(server: c.Server, engine, catalog, providers: list[str], concurrency: int, cleanup: bool) -> None:
+def warm_up(server: Server, engine, catalog, providers: list[str], concurrency: int, cleanup: bool) -> None:
     """Imports, compiled-statement caches and pooled connections, before anything is measured."""
     for provider in providers:
-        bookings = c.seed_bookings(engine, catalog, provider, c.new_tag(), 200)
-        c.drive([server], c.make_jobs(bookings, provider, c.floor_path(provider)), concurrency, "warm-up floor")
-        c.drive([server], c.make_jobs(bookings, provider, c.full_path(provider)), concurrency, "warm-up full")
+        bookings = seed_bookings(engine, catalog, provider, new_tag(), 200)
+        drive([server], make_jobs(bookings, provider, floor_path(provider)), concurrency, "warm-up floor")
+        drive([server], make_jobs(bookings, provider, full_path(provider)), concurrency, "warm-up full")
         if cleanup:
-            c.delete_bookings(engine, [b.id for b in bookings])
+            delete_bookings(engine, [b.id for b in bookings])
 
 
-def one_run(server: c.Server, engine, catalog, provider: str, requests: int, concurrency: int,
+def one_run(server: Server, engine, catalog, provider: str, requests: int, concurrency: int,
             label: str, profile_to=None, profile_mode: str = "gil") -> dict:
-    tag = c.new_tag()
-    bookings = c.seed_bookings(engine, catalog, provider, tag, requests)
-    floor_jobs = c.make_jobs(bookings, provider, c.floor_path(provider))
-    full_jobs = [c.Job(job.target, c.full_path(provider), provider, job.body) for job in floor_jobs]
-    floor = c.drive([server], floor_jobs, concurrency, f"{label} floor")
-    profiler = c.start_profile(server.pid, profile_to, mode=profile_mode) if profile_to else None
-    sessions_before = c.pg_sessions(engine)
+    tag = new_tag()
+    bookings = seed_bookings(engine, catalog, provider, tag, requests)
+    floor_jobs = make_jobs(bookings, provider, floor_path(provider))
+    full_jobs = [Job(job.target, full_path(provider), provider, job.body) for job in floor_jobs]
+    floor = drive([server], floor_jobs, concurrency, f"{label} floor")
+    profiler = start_profile(server.pid, profile_to, mode=profile_mode) if profile_to else None
+    sessions_before = pg_sessions(engine)
     try:
-        full = c.drive([server], full_jobs, concurrency, f"{label} full")
+        full = drive([server], full_jobs, concurrency, f"{label} full")
     finally:
-        c.stop_profile(profiler)
+        stop_profile(profiler)
     if sessions_before is not None:
         time.sleep(1.2)  # pg_stat_database is flushed about once a second
         # Our own checking connection adds a few; the server's pool churn is the rest.
-        new_connections = c.pg_sessions(engine) - sessions_before
+        new_connections = pg_sessions(engine) - sessions_before
     else:
         new_connections = None
-    checks = c.verify(engine, provider, [b.id for b in bookings], result=full)
-    ok = c.report_checks(checks) and floor.ok == floor.count
+    checks = verify(engine, provider, [b.id for b in bookings], result=full)
+    ok = report_checks(checks) and floor.ok == floor.count
     if floor.ok != floor.count:
-        c.log(f"      CHECK FAILED: floor answered 200 to {floor.ok}/{floor.count}")
+        log(f"      CHECK FAILED: floor answered 200 to {floor.ok}/{floor.count}")
     if full.errors or floor.errors:
-        c.log(f"      transport errors: {full.errors + floor.errors}")
+        log(f"      transport errors: {full.errors + floor.errors}")
     ratio = full.throughput / floor.throughput if floor.throughput else 0.0
-    c.log(f"    {label}: full {full.throughput:,.0f} req/s p50 {full.pct(50):.1f} ms p99 {full.pct(99):.1f} ms "
+    log(f"    {label}: full {full.throughput:,.0f} req/s p50 {full.pct(50):.1f} ms p99 {full.pct(99):.1f} ms "
           f"({full.cpu_ms_per_request:.2f} ms server CPU/req) | floor {floor.throughput:,.0f} req/s "
           f"p50 {floor.pct(50):.1f} ms p99 {floor.pct(99):.1f} ms ({floor.cpu_ms_per_request:.2f} ms server CPU/req, "
           f"load generator {floor.loadgen_cpu * 1000 / floor.count:.2f} ms CPU/req) | ratio {ratio:.2f} | "
@@ -156,14 +164,14 @@ def summarise(runs: list[dict]) -> list[dict]:
     rows = []
     for (db, prefill, provider, concurrency), items in groups.items():
         def med(side: str, key: str) -> float:
-            return c.median([item[side][key] for item in items])
+            return median([item[side][key] for item in items])
         rows.append({
             "db": db, "prefill": prefill, "provider": provider, "concurrency": concurrency, "runs": len(items),
             "full_rps": med("full", "req_per_s"), "full_p50": med("full", "p50_ms"), "full_p99": med("full", "p99_ms"),
             "full_cpu": med("full", "server_cpu_ms_per_req"),
             "floor_rps": med("floor", "req_per_s"), "floor_p50": med("floor", "p50_ms"),
             "floor_p99": med("floor", "p99_ms"), "floor_cpu": med("floor", "server_cpu_ms_per_req"),
-            "ratio": c.median([item["ratio"] for item in items]),
+            "ratio": median([item["ratio"] for item in items]),
             "checks": "ok" if all(item["checks_ok"] for item in items) else "FAILED",
             "spread": _spread([item["full"]["req_per_s"] for item in items]),
         })
@@ -190,14 +198,14 @@ def print_summary(rows: list[dict], repeat: int) -> None:
     print()
     print(f"Webhook ingest, one `web` process (medians of {repeat} run(s); CPU = the server process's "
           "user+system CPU per request; outbox not run)")
-    print(c.markdown_table(headers, table))
+    print(markdown_table(headers, table))
     goals = [row for row in rows if row["db"] == "postgres" and row["concurrency"] == 16]
     for row in goals:
         verdict = "met" if row["ratio"] >= GOAL_RATIO and row["full_p99"] < GOAL_P99_MS else "MISSED"
         print(f"goal (postgres, c=16, {row['provider']}{', prefill ' + str(row['prefill']) if row['prefill'] else ''}): "
               f"full/floor {row['ratio']:.2f} (>= {GOAL_RATIO}), p99 {row['full_p99']:.1f} ms (< {GOAL_P99_MS:.0f}) "
               f"-> {verdict}")
-    print(c.machine_note())
+    print(machine_note())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -207,11 +215,11 @@ def main(argv: list[str] | None = None) -> int:
     for engine_kind in args.db:
         for prefill in args.prefill:
             url = prepare_database(engine_kind, prefill, args.rebuild_prefill)
-            engine = c.open_engine(url)
-            catalog = c.ensure_catalog(engine)
-            base_rows = c.count_rows(engine, "bookings")
-            c.log(f"   {base_rows:,} bookings in the database; starting web on port {args.port}")
-            server = c.start_servers(url, [args.port])[0]
+            engine = open_engine(url)
+            catalog = ensure_catalog(engine)
+            base_rows = count_rows(engine, "bookings")
+            log(f"   {base_rows:,} bookings in the database; starting web on port {args.port}")
+            server = start_servers(url, [args.port])[0]
             try:
                 warm_up(server, engine, catalog, args.providers, max(args.concurrency), cleanup=bool(prefill))
                 for concurrency in args.concurrency:
@@ -220,22 +228,22 @@ def main(argv: list[str] | None = None) -> int:
                             label = f"{engine_kind} {provider} c={concurrency} run {repeat + 1}/{args.repeat}"
                             run = one_run(server, engine, catalog, provider, args.requests, concurrency, label)
                             if prefill:
-                                c.delete_bookings(engine, run["booking_ids"])
+                                delete_bookings(engine, run["booking_ids"])
                             run.pop("booking_ids")
                             runs.append({"db": engine_kind, "prefill": prefill, "provider": provider,
                                          "concurrency": concurrency, "repeat": repeat, **run})
                 if args.profile:
                     for provider in args.providers:
-                        out = c.RESULTS_DIR / f"profile-{engine_kind}-{prefill}-{provider}-c{args.profile_concurrency}.txt"
+                        out = RESULTS_DIR / f"profile-{engine_kind}-{prefill}-{provider}-c{args.profile_concurrency}.txt"
                         label = f"{engine_kind} {provider} c={args.profile_concurrency} PROFILED ({args.profile_mode})"
                         run = one_run(server, engine, catalog, provider, args.requests, args.profile_concurrency,
                                       label, profile_to=out, profile_mode=args.profile_mode)
                         if prefill:
-                            c.delete_bookings(engine, run["booking_ids"])
-                        summary = c.summarize_profile(out)
+                            delete_bookings(engine, run["booking_ids"])
+                        summary = summarize_profile(out)
                         profiles.append((label, out, summary))
                 if server.errors_logged():
-                    c.log(f"   the server logged {server.errors_logged()} traceback(s): see {server.log_path}")
+                    log(f"   the server logged {server.errors_logged()} traceback(s): see {server.log_path}")
             finally:
                 server.stop()
                 engine.dispose()
@@ -243,8 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     for label, out, summary in profiles:
         print(f"\nProfile: {label} (py-spy raw stacks in {out})\n{summary}")
     print_summary(rows, args.repeat)
-    path = c.save_results("webhook_ingest", {"args": vars(args), "runs": runs, "summary": rows,
-                                             "machine": c.machine_note()})
+    path = save_results("webhook_ingest", {"args": vars(args), "runs": runs, "summary": rows,
+                                             "machine": machine_note()})
     print(f"raw results: {path}; total time {time.monotonic() - started:.0f}s")
     return 0 if all(row["checks"] == "ok" for row in rows) else 1
 

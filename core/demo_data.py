@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from sqlalchemy import Engine, func, insert, select, text
 
+from core.bulk_rows import booking_row, history_rows, insert_rows
 from core.config import get_settings
 from core.db import session_scope
 from core.models import (
@@ -119,12 +120,10 @@ def generate(engine: Engine, *, bookings: int, seed: int = 7) -> dict[str, int]:
         rows = {"bookings": [], "payments": [], "refunds": [], "history": []}
         for _ in range(min(CHUNK, bookings - offset)):
             payment_id = _one_booking(rng, now, catalog, client_ids, rows, payment_id)
-        with session_scope(engine) as session:
-            for table, model in (("bookings", Booking), ("payments", Payment), ("refunds", Refund),
-                                 ("history", BookingHistory)):
-                if rows[table]:
-                    session.execute(model.__table__.insert(), rows[table])  # Core: one executemany
-                    counts[table] += len(rows[table])
+        insert_rows(engine, [(Booking, rows["bookings"]), (Payment, rows["payments"]), (Refund, rows["refunds"]),
+                             (BookingHistory, rows["history"])], chunk=CHUNK)
+        for table in counts:
+            counts[table] += len(rows[table])
         _progress("demo bookings", offset + len(rows["bookings"]), bookings, started)
     if engine.dialect.name == "postgresql" and counts["payments"]:
         # Payment ids were assigned here (the refunds refer to them): move the sequence past them,
@@ -154,18 +153,14 @@ def _one_booking(rng, now, catalog, client_ids, rows, payment_id) -> int:
     booking_id = "bk_%020x" % rng.getrandbits(80)
     invitee = f"demo-{booking_id[3:]}"
     scheduled = status != S.PENDING_SCHEDULING
-    booking = {
-        "id": booking_id, "builder_id": builder_id, "session_type_id": type_id,
-        "client_id": rng.choice(client_ids), "status": status, "amount_cents": price, "currency": currency,
-        "start_time": start if scheduled else None,
-        "end_time": start + timedelta(minutes=minutes) if scheduled else None,
-        "calendly_event_uri": f"https://calendly.demo/scheduled_events/{invitee}" if scheduled else None,
-        "calendly_invitee_uri": f"https://calendly.demo/scheduled_events/{invitee}/invitees/{invitee}" if scheduled else None,
-        "hold_expires_at": created + timedelta(minutes=30) if status == S.PENDING_PAYMENT else None,
-        "stripe_checkout_session_id": f"cs_demo_{booking_id[3:]}" if status != S.PENDING_SCHEDULING else None,
-        "cancel_reason": "Client canceled in Calendly" if status == S.CANCELED else None,
-        "created_at": created, "updated_at": created,
-    }
+    checkout = f"cs_demo_{booking_id[3:]}" if scheduled else None
+    booking = booking_row(
+        booking_id, builder_id=builder_id, session_type_id=type_id, client_id=rng.choice(client_ids), status=status,
+        amount_cents=price, currency=currency, created_at=created, start_time=start if scheduled else None,
+        minutes=minutes, event_uri=f"https://calendly.demo/scheduled_events/{invitee}" if scheduled else None,
+        invitee_uri=f"https://calendly.demo/scheduled_events/{invitee}/invitees/{invitee}" if scheduled else None,
+        hold_expires_at=created + timedelta(minutes=30) if status == S.PENDING_PAYMENT else None,
+        checkout_session_id=checkout, cancel_reason="Client canceled in Calendly" if status == S.CANCELED else None)
     rows["bookings"].append(booking)
     steps = [(None, S.PENDING_SCHEDULING, "booking_started", "client")]
     paid = status in (S.CONFIRMED, S.COMPLETED) or (status == S.CANCELED and rng.random() < 0.8)
@@ -178,7 +173,7 @@ def _one_booking(rng, now, catalog, client_ids, rows, payment_id) -> int:
         paid_at = created + timedelta(minutes=rng.randrange(1, 25))
         rows["payments"].append({
             "id": payment_id, "booking_id": booking_id, "stripe_payment_intent_id": f"pi_demo_{booking_id[3:]}",
-            "stripe_checkout_session_id": booking["stripe_checkout_session_id"], "amount_cents": price,
+            "stripe_checkout_session_id": checkout, "amount_cents": price,
             "currency": currency, "status": "succeeded",
             "dispute_status": "needs_response" if rng.random() < 0.003 else None, "created_at": paid_at,
         })
@@ -201,8 +196,5 @@ def _one_booking(rng, now, catalog, client_ids, rows, payment_id) -> int:
         steps.append((steps[-1][1], S.CANCELED, "canceled", "calendly:invitee"))
     if status == S.COMPLETED:
         steps.append((S.CONFIRMED, S.COMPLETED, "session_ended", "system:worker"))
-    for n, (before, after, cause, actor) in enumerate(steps):
-        rows["history"].append({"booking_id": booking_id, "from_status": before, "to_status": after,
-                                "cause": cause, "actor": actor, "details": None,
-                                "created_at": created + timedelta(minutes=n * 3)})
+    rows["history"] += history_rows(booking_id, steps, at=created, spacing=timedelta(minutes=3))
     return payment_id

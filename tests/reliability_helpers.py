@@ -1,16 +1,13 @@
 """Helpers for the reliability tests (issue 5, "nothing lost, nothing charged twice"): recorded
 provider events, deliveries fired sequentially or all at once, snapshots of everything a booking
-owns (to prove a repeat changed nothing), and web/worker subprocesses on the test's database.
+owns (to prove a repeat changed nothing), and web/worker subprocesses on the test's database
+(started with `devtools.processes`).
 """
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -21,11 +18,9 @@ from core.db import session_scope
 from core.models import (
     Booking, BookingHistory, Notification, OutboxEntry, Payment, Refund, WebhookEvent,
 )
-from tests.servers import free_port
+# PYTHON, Process and wait_healthy are also the tests' (imported from here with the helpers below).
+from devtools.processes import PYTHON, Process, free_port, service_env, wait_healthy, web_command  # noqa: F401
 from tests.webhook_helpers import calendly_headers, stripe_headers
-
-REPO = Path(__file__).resolve().parent.parent
-PYTHON = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv" / "bin" / "python").exists() else sys.executable
 
 
 # ---------------------------------------------------------------- provider switches and records
@@ -204,75 +199,20 @@ def system_env(live, **extra: str) -> dict[str, str]:
     """The environment of a `web`/`worker` process of this live system (same database, same
     stand-ins, same secrets and public URL, so Stripe idempotent requests carry equal parameters)."""
     settings = live.settings
-    env = {key: value for key, value in os.environ.items() if key.upper() not in _SETTING_NAMES}
-    env.update({
-        "DATABASE_URL": settings.database_url, "SANDBOX": "true", "PYTHONUNBUFFERED": "1",
-        "PUBLIC_BASE_URL": settings.public_base_url, "CALENDLY_API_BASE": settings.calendly_api_base,
-        "STRIPE_API_BASE": settings.stripe_api_base, "STRIPE_SECRET_KEY": settings.stripe_secret_key,
-        "STRIPE_WEBHOOK_SECRET": settings.stripe_webhook_secret,
-        "CALENDLY_WEBHOOK_SIGNING_KEY": settings.calendly_webhook_signing_key,
-        "ADMIN_API_TOKEN": settings.admin_api_token, "APP_SECRET_KEY": settings.app_secret_key,
-        "PYTHONPATH": str(REPO),
-    })
-    env.update(extra)
-    return env
-
-
-def _setting_names() -> set[str]:
-    from core.config import Settings
-    return {name.upper() for name in Settings.model_fields}
-
-
-_SETTING_NAMES = _setting_names()
-
-
-class Process:
-    """A child process whose output goes to a file (read it with `output()` on failure)."""
-
-    def __init__(self, args: list[str], env: dict, log_path: Path):
-        self.log_path = log_path
-        self._log = open(log_path, "wb")
-        self.proc = subprocess.Popen(args, cwd=log_path.parent, env=env, stdout=self._log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-
-    def output(self) -> str:
-        if not self._log.closed:
-            self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self, timeout: float = 10) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        self._log.close()
-        return self.proc.returncode
+    return service_env(
+        DATABASE_URL=settings.database_url, SANDBOX="true",
+        PUBLIC_BASE_URL=settings.public_base_url, CALENDLY_API_BASE=settings.calendly_api_base,
+        STRIPE_API_BASE=settings.stripe_api_base, STRIPE_SECRET_KEY=settings.stripe_secret_key,
+        STRIPE_WEBHOOK_SECRET=settings.stripe_webhook_secret,
+        CALENDLY_WEBHOOK_SIGNING_KEY=settings.calendly_webhook_signing_key,
+        ADMIN_API_TOKEN=settings.admin_api_token, APP_SECRET_KEY=settings.app_secret_key, **extra)
 
 
 def start_web(live, tmp_path: Path, index: int, **extra: str) -> tuple[str, Process]:
     """One single-worker uvicorn process of the web service on a free port."""
     port = free_port()
-    process = Process([PYTHON, "-m", "uvicorn", "--factory", "webhook_service.app:create_app",
-                       "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--no-access-log",
-                       "--log-level", "warning"],
-                      system_env(live, **extra), tmp_path / f"web-{index}.log")
+    process = Process(web_command(port, log_level="warning"), system_env(live, **extra), tmp_path / f"web-{index}.log")
     return f"http://127.0.0.1:{port}", process
-
-
-def wait_healthy(url: str, process: Process, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.proc.poll() is None, f"web process exited:\n{process.output()}"
-        try:
-            if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{url} did not become healthy:\n{process.output()}")
 
 
 def run_script(live, tmp_path: Path, name: str, code: str, timeout: float = 60, **extra: str) -> subprocess.CompletedProcess:

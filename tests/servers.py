@@ -1,18 +1,15 @@
-"""Run ASGI apps for real (uvicorn in a thread, on a free port) for tests that need live HTTP."""
+"""Run ASGI apps for real (uvicorn in a thread, on a free port) for tests that need live HTTP.
+
+Separate processes (web, worker) are `devtools.processes`'s."""
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from contextlib import contextmanager
 
 import uvicorn
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from devtools.processes import free_port
 
 
 @contextmanager
