@@ -269,7 +269,7 @@ def calendly_standin():
     """The Calendly sandbox stand-in on a free port, served by uvicorn from a thread."""
     import uvicorn
 
-    from webhook_service.sandbox.calendly_standin import create_app
+    from sandbox.calendly.standin import create_app
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
@@ -289,7 +289,7 @@ def calendly_standin():
 
 
 def test_add_builder_looks_the_token_up_and_stores_it_encrypted(cli, engine, calendly_standin):
-    from webhook_service.sandbox.calendly_model import sandbox_user_uri
+    from sandbox.calendly.identities import sandbox_user_uri
 
     result = cli("add-builder", "--name", "Ada Lovelace", "--email", "Ada@Example.test",
                  "--calendly-token", "sandbox-ada", CALENDLY_API_BASE=calendly_standin)
@@ -310,7 +310,7 @@ def test_add_builder_looks_the_token_up_and_stores_it_encrypted(cli, engine, cal
 
 
 def test_set_price_prices_a_calendly_event_type_of_the_builder(cli, engine, calendly_standin):
-    from webhook_service.sandbox.calendly_model import sandbox_event_type_uris
+    from sandbox.calendly.identities import sandbox_event_type_uris
 
     added = cli("add-builder", "--name", "Ada", "--email", "ada@example.test", "--calendly-token", "sandbox-ada",
                 CALENDLY_API_BASE=calendly_standin)
