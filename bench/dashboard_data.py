@@ -24,7 +24,6 @@ import importlib
 import json
 import os
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -32,15 +31,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-RESULTS_DIR = REPO / "var" / "bench" / "results"
+from bench.console import RESULTS_DIR, log
+
 PAGE_SIZE = 50  # the dashboard's default rows per page (dashboard/lib/components.py PAGE_SIZES[1])
 PG_GOAL_MS = 1000.0
 RATIO_GOAL = 1.5
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------- what is measured

@@ -19,7 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from bench.dashboard_data import RESULTS_DIR, _ms, booking_count, describe, log, run
+from bench.console import RESULTS_DIR, log
+from bench.dashboard_data import _ms, booking_count, describe, run
 
 DEFAULT_SIZES = {
     "postgres": [("10k", "postgresql://postgres@127.0.0.1:5432/bench_dash_10k"),
