@@ -1,4 +1,4 @@
-"""Refund policy as pure functions.
+"""Refund policy: which policy a session type has (`policy_for`), and pure functions on it.
 
 Canceled at least `full_refund_hours` before the start: everything back. Inside that window: a
 percentage. From the start on: nothing. A builder (host) canceling always refunds in full — the
@@ -8,6 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from core.config import get_settings
+
+if TYPE_CHECKING:
+    from core.models import SessionType
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,3 +65,14 @@ def decide_refund(
         return RefundDecision(paid_cents, "full")
     # Integer arithmetic, rounded down: never refund a fraction of a minor unit more than promised.
     return RefundDecision(paid_cents * policy.partial_percent // 100, "partial")
+
+
+def policy_for(session_type: SessionType) -> RefundPolicy:
+    """The session type's own policy, each part falling back to the marketplace default (settings)."""
+    settings = get_settings()
+    return RefundPolicy(
+        full_refund_hours=session_type.refund_full_hours if session_type.refund_full_hours is not None
+        else settings.refund_full_hours,
+        partial_percent=session_type.refund_partial_percent if session_type.refund_partial_percent is not None
+        else settings.refund_partial_percent,
+    )

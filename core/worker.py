@@ -14,9 +14,9 @@ from sqlalchemy import Engine
 
 from core.config import get_settings
 from core.db import get_engine, session_scope
-from core.providers import stripe_client
 from core.services import booking_service, holds, outbox, throttle
 from core.services.side_effects import EXECUTORS
+from core.stripe import stripe_gateway
 
 log = logging.getLogger("worker")
 
@@ -34,7 +34,7 @@ def tick(engine: Engine, *, now=None) -> dict[str, int]:
     jobs = {
         "outbox": lambda: drain_outbox(engine).total,
         "reminders": lambda: holds.send_payment_reminders(engine, now=now),
-        "expired": lambda: holds.expire_overdue_holds(engine, stripe_client(), now=now),
+        "expired": lambda: holds.expire_overdue_holds(engine, stripe_gateway(), now=now),
         "completed": lambda: _complete(engine),
         "throttles": lambda: throttle.prune(engine, now),
     }

@@ -18,8 +18,8 @@ PG_URL = os.environ.get("TEST_DATABASE_URL")
 def _reset_caches() -> None:
     config.get_settings.cache_clear()
     db.dispose_engines()
-    from core import providers
-    providers._stripe_client.cache_clear()
+    from core.stripe import gateway
+    gateway._stripe_client.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from core.db import insert_ignore, session_scope
 from core.models import Booking, BookingHistory, Notification, OutboxEntry, Payment, utcnow
-from core.services import payment_service
+from core.services import payment_events
 from core.services.transitions import lock_booking, transition
 from core.states import BookingStatus as S
 from core.states import IllegalTransition
@@ -190,7 +190,7 @@ def test_racing_confirm_payment_for_one_checkout_records_one_payment(engine, wor
     def confirm(index: int, barrier: threading.Barrier):
         with session_scope(engine) as session:
             barrier.wait()
-            outcome = payment_service.confirm_payment(session, checkout)
+            outcome = payment_events.confirm_payment(session, checkout)
             time.sleep(HOLD / 3)
             return outcome
 

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from core.db import session_scope
 from core.errors import RefundRefused
 from core.models import Booking, BookingHistory, Notification, OutboxEntry, Refund
-from core.services import payment_service
+from core.services import payment_events, refunds as refund_service
 from core.services.ledger import summarize
 from core.states import BookingStatus as S
 from core.states import PaymentState, derive_payment_state
@@ -63,13 +63,13 @@ def test_captured_payment_is_paid_and_fully_refundable(session):
 def test_partial_refunds_summing_to_the_total_make_the_booking_refunded(session):
     booking, payment = _paid_booking(session, amount=10_000)
 
-    assert payment_service.request_refund(session, booking.id, 2_500, reason="late start", actor=ADMIN) == 2_500
+    assert refund_service.request_refund(session, booking.id, 2_500, reason="late start", actor=ADMIN) == 2_500
     assert summarize(session, booking).state is PaymentState.PARTIALLY_REFUNDED
-    assert payment_service.request_refund(session, booking.id, 4_000, reason="goodwill", actor=ADMIN) == 4_000
+    assert refund_service.request_refund(session, booking.id, 4_000, reason="goodwill", actor=ADMIN) == 4_000
     summary = summarize(session, booking)
     assert summary.state is PaymentState.PARTIALLY_REFUNDED
     assert (summary.refunded_cents, summary.refundable_cents) == (6_500, 3_500)
-    assert payment_service.request_refund(session, booking.id, 3_500, reason="the rest", actor=ADMIN) == 3_500
+    assert refund_service.request_refund(session, booking.id, 3_500, reason="the rest", actor=ADMIN) == 3_500
 
     summary = summarize(session, booking)
     assert summary.state is PaymentState.REFUNDED
@@ -84,8 +84,8 @@ def test_partial_refunds_summing_to_the_total_make_the_booking_refunded(session)
 
 def test_each_refund_request_writes_an_outbox_entry_with_a_deterministic_key_and_a_history_row(session):
     booking, payment = _paid_booking(session, amount=10_000)
-    payment_service.request_refund(session, booking.id, 1_000, reason="first", actor=ADMIN)
-    payment_service.request_refund(session, booking.id, 2_000, reason="second", actor=ADMIN)
+    refund_service.request_refund(session, booking.id, 1_000, reason="first", actor=ADMIN)
+    refund_service.request_refund(session, booking.id, 2_000, reason="second", actor=ADMIN)
 
     refunds = session.execute(select(Refund).order_by(Refund.id)).scalars().all()
     entries = session.execute(
@@ -109,7 +109,7 @@ def test_each_refund_request_writes_an_outbox_entry_with_a_deterministic_key_and
 def test_refund_without_amount_returns_the_whole_remainder(session):
     booking, payment = _paid_booking(session, amount=7_000)
     make_refund(session, payment, 2_000)
-    assert payment_service.request_refund(session, booking.id, None, reason="", actor=ADMIN) == 5_000
+    assert refund_service.request_refund(session, booking.id, None, reason="", actor=ADMIN) == 5_000
     assert summarize(session, booking).state is PaymentState.REFUNDED
     newest = session.execute(select(Refund).order_by(Refund.id.desc())).scalars().first()
     assert (newest.amount_cents, newest.reason) == (5_000, "Refund by admin")
@@ -118,7 +118,7 @@ def test_refund_without_amount_returns_the_whole_remainder(session):
 def test_refund_beyond_the_remainder_is_refused_and_writes_nothing(engine):
     with session_scope(engine) as session:
         booking, payment = _paid_booking(session, amount=10_000)
-        payment_service.request_refund(session, booking.id, 6_000, reason="first", actor=ADMIN)
+        refund_service.request_refund(session, booking.id, 6_000, reason="first", actor=ADMIN)
         booking_id = booking.id
     tables = (Refund, OutboxEntry, BookingHistory, Notification)
     with session_scope(engine, read_only=True) as session:
@@ -126,7 +126,7 @@ def test_refund_beyond_the_remainder_is_refused_and_writes_nothing(engine):
 
     with session_scope(engine) as session:
         with pytest.raises(RefundRefused) as refused:
-            payment_service.request_refund(session, booking_id, 4_001, reason="too much", actor=ADMIN)
+            refund_service.request_refund(session, booking_id, 4_001, reason="too much", actor=ADMIN)
         assert str(refused.value) == "$40.01 is more than the refundable remainder of $40.00"
         # Committed on purpose: the refusal itself must have added nothing to the session.
     with session_scope(engine, read_only=True) as session:
@@ -144,7 +144,7 @@ def test_refund_beyond_the_remainder_is_refused_and_writes_nothing(engine):
 def test_refund_of_a_non_positive_or_non_integer_amount_is_refused(session, amount, message):
     booking, _ = _paid_booking(session)
     with pytest.raises(RefundRefused) as refused:
-        payment_service.request_refund(session, booking.id, amount, reason="", actor=ADMIN)
+        refund_service.request_refund(session, booking.id, amount, reason="", actor=ADMIN)
     assert str(refused.value) == message
     assert count(session, Refund) == 0
     assert count(session, OutboxEntry, OutboxEntry.kind == "stripe_refund") == 0
@@ -153,7 +153,7 @@ def test_refund_of_a_non_positive_or_non_integer_amount_is_refused(session, amou
 def test_refund_of_an_unpaid_booking_is_refused(session):
     booking = make_booking(session, S.PENDING_PAYMENT)
     with pytest.raises(RefundRefused, match="nothing was paid"):
-        payment_service.request_refund(session, booking.id, None, reason="", actor=ADMIN)
+        refund_service.request_refund(session, booking.id, None, reason="", actor=ADMIN)
     assert count(session, Refund) == 0
 
 
@@ -161,17 +161,17 @@ def test_refund_of_a_fully_refunded_booking_is_refused(session):
     booking, payment = _paid_booking(session, amount=3_000)
     make_refund(session, payment, 3_000)
     with pytest.raises(RefundRefused, match="already fully refunded"):
-        payment_service.request_refund(session, booking.id, None, reason="", actor=ADMIN)
+        refund_service.request_refund(session, booking.id, None, reason="", actor=ADMIN)
     assert count(session, Refund) == 1
 
 
 def test_failed_refund_gives_its_amount_back_to_the_refundable_remainder(session):
     booking, _ = _paid_booking(session, amount=10_000)
-    payment_service.request_refund(session, booking.id, 10_000, reason="all", actor=ADMIN)
+    refund_service.request_refund(session, booking.id, 10_000, reason="all", actor=ADMIN)
     assert summarize(session, booking).state is PaymentState.REFUNDED
     refund = session.execute(select(Refund)).scalar_one()
 
-    payment_service.mark_refund_failed(session, refund.id, "card expired", actor="stripe:webhook")
+    refund_service.mark_refund_failed(session, refund.id, "card expired", actor="stripe:webhook")
 
     summary = summarize(session, booking)
     assert summary.state is PaymentState.PAID
@@ -180,7 +180,7 @@ def test_failed_refund_gives_its_amount_back_to_the_refundable_remainder(session
     failed = session.execute(select(BookingHistory).where(BookingHistory.cause == "refund_failed")).scalar_one()
     assert failed.details == {"refund_id": refund.id, "amount_cents": 10_000, "reason": "card expired"}
     # The amount can now be refunded again.
-    assert payment_service.request_refund(session, booking.id, None, reason="retry", actor=ADMIN) == 10_000
+    assert refund_service.request_refund(session, booking.id, None, reason="retry", actor=ADMIN) == 10_000
     assert summarize(session, booking).state is PaymentState.REFUNDED
 
 
@@ -198,7 +198,7 @@ def test_refunds_are_spread_over_several_payments_of_one_booking(session):
     second = make_payment(session, booking, amount_cents=5_000)
     assert summarize(session, booking).paid_cents == 10_000
 
-    payment_service.request_refund(session, booking.id, 7_000, reason="split", actor=ADMIN)
+    refund_service.request_refund(session, booking.id, 7_000, reason="split", actor=ADMIN)
 
     refunds = session.execute(select(Refund).order_by(Refund.id)).scalars().all()
     assert [(r.payment_id, r.amount_cents) for r in refunds] == [(first.id, 5_000), (second.id, 2_000)]
@@ -209,14 +209,14 @@ def test_open_dispute_makes_the_payment_disputed_and_a_won_one_does_not(session)
     booking, payment = _paid_booking(session, amount=10_000)
     dispute = {"id": "dp_test_1", "payment_intent": payment.stripe_payment_intent_id, "reason": "fraudulent"}
 
-    outcome = payment_service.apply_dispute(session, {**dispute, "status": "needs_response"})
+    outcome = payment_events.apply_dispute(session, {**dispute, "status": "needs_response"})
     assert outcome.outcome == "processed"
     assert summarize(session, booking).state is PaymentState.DISPUTED
 
-    again = payment_service.apply_dispute(session, {**dispute, "status": "needs_response"})
+    again = payment_events.apply_dispute(session, {**dispute, "status": "needs_response"})
     assert again.outcome == "ignored"
 
-    payment_service.apply_dispute(session, {**dispute, "status": "won"})
+    payment_events.apply_dispute(session, {**dispute, "status": "won"})
     assert payment.dispute_status == "won"
     assert summarize(session, booking).state is PaymentState.PAID
     causes = session.execute(
@@ -227,13 +227,13 @@ def test_open_dispute_makes_the_payment_disputed_and_a_won_one_does_not(session)
 
 def test_lost_dispute_stays_disputed(session):
     booking, payment = _paid_booking(session)
-    payment_service.apply_dispute(session, {"id": "dp_2", "payment_intent": payment.stripe_payment_intent_id,
+    payment_events.apply_dispute(session, {"id": "dp_2", "payment_intent": payment.stripe_payment_intent_id,
                                             "status": "lost"})
     assert summarize(session, booking).state is PaymentState.DISPUTED
 
 
 def test_dispute_for_an_unknown_payment_is_unmatched(session):
-    outcome = payment_service.apply_dispute(session, {"id": "dp_3", "payment_intent": "pi_nobody",
+    outcome = payment_events.apply_dispute(session, {"id": "dp_3", "payment_intent": "pi_nobody",
                                                       "status": "needs_response"})
     assert outcome.outcome == "unmatched"
     assert count(session, BookingHistory) == 0
@@ -242,5 +242,5 @@ def test_dispute_for_an_unknown_payment_is_unmatched(session):
 def test_zero_decimal_currency_refund_message_is_in_whole_yen(session):
     booking, _ = _paid_booking(session, amount=5_000, currency="JPY")
     with pytest.raises(RefundRefused) as refused:
-        payment_service.request_refund(session, booking.id, 5_001, reason="", actor=ADMIN)
+        refund_service.request_refund(session, booking.id, 5_001, reason="", actor=ADMIN)
     assert str(refused.value) == "¥5,001 is more than the refundable remainder of ¥5,000"

@@ -28,6 +28,7 @@ from core.reporting.bookings import booking_detail
 from core.services import holds
 from core.services.payment_processing import add_business_days, settlement_deadline
 from core.services.reconcile import reconcile_checkouts
+from core.stripe import StripeGateway
 from tests.webhook_helpers import future_slot, history_causes, outbox_entries, payments, refunds, settle
 
 ADMIN = Viewer(user_id=0, email="ops@example.test", role="admin", builder_id=None, timezone="UTC")
@@ -52,8 +53,9 @@ def counted_stripe(live, monkeypatch):
     http = CountingHttp()
     client = stripe.StripeClient(live.settings.stripe_secret_key, base_addresses={"api": live.stripe},
                                  max_network_retries=0, http_client=http)
-    monkeypatch.setattr(worker, "stripe_client", lambda: client)
-    http.client = client
+    gateway = StripeGateway(client)
+    monkeypatch.setattr(worker, "stripe_gateway", lambda: gateway)
+    http.gateway = gateway
     return http
 
 
@@ -186,7 +188,7 @@ def test_repeated_news_of_the_same_bank_payment_changes_nothing(live, counted_st
     # The success page (Stripe's redirect) and reconcile read the same session: nothing new either.
     page = browser.get(f"{live.web}/payment/success", params={"session_id": checkout_id}, timeout=30)
     assert page.status_code == 200 and "on its way" in page.text and 'http-equiv="refresh"' not in page.text
-    assert reconcile_checkouts(live.engine, client=counted_stripe.client) == {}
+    assert reconcile_checkouts(live.engine, counted_stripe.gateway) == {}
     assert counted_stripe.calls == []  # a booking whose payment is on its way is not asked about
     assert snapshot(live.engine, booking_id) == before
     assert history_causes(live.engine, booking_id).count("payment_processing") == 1

@@ -20,8 +20,9 @@ from core.calendly import CalendlyClient
 from core.config import get_settings
 from core.db import session_scope
 from core.models import OutboxEntry, SessionType, utcnow
-from core.services import payment_service, scheduling, side_effects
+from core.services import payment_events, scheduling, side_effects
 from core.services.booking_view import booking_json
+from core.stripe import gateway as stripe_gateway
 from tests import factories
 from tests.webhook_helpers import future_slot, outbox_entries, refunds, settle
 from webhook_service import outbox_kick
@@ -51,8 +52,8 @@ def stripe_fault(live, mode: str, path: str, count: int, *, monkeypatch=None, me
     if mode == "timeout":
         # Short only here: elsewhere a call may be slow for good reasons (Stripe's answer waits for
         # the webhook it sends us first), and a short timeout would turn load into extra retries.
-        monkeypatch.setattr(providers, "STRIPE_TIMEOUT_SECONDS", STRIPE_TIMEOUT)
-        providers._stripe_client.cache_clear()
+        monkeypatch.setattr(stripe_gateway, "STRIPE_TIMEOUT_SECONDS", STRIPE_TIMEOUT)
+        stripe_gateway._stripe_client.cache_clear()
     answer = live.stripe_sandbox("POST", "/faults", {"mode": mode, "method": method, "path_prefix": path,
                                                      "count": count, "delay_seconds": 2 * STRIPE_TIMEOUT})
     assert answer.status_code == 200, answer.text
@@ -254,7 +255,7 @@ def test_calendly_not_knowing_the_event_fails_the_entry_visibly(faulty):
         session_type = session.get(SessionType, live.session_type_ids[0])
         booking = factories.make_booking(session, "PENDING_PAYMENT", session_type=session_type)
         booking.calendly_event_uri = f"{live.calendly}/scheduled_events/{uuid.uuid4()}"
-        payment_service.expire_locked(session, booking, actor="test", cause="hold_expired")
+        payment_events.expire_locked(session, booking, actor="test", cause="hold_expired")
         booking_id = booking.id
     [entry] = outbox_entries(live.engine, booking_id, "calendly_cancel")
 

@@ -8,8 +8,8 @@ import pytest
 from core.config import ConfigError, load_settings
 from core.errors import DomainError
 from core.models import SessionType
-from core.refund_policy import RefundDecision, RefundPolicy, decide_refund
-from core.services import catalog, payment_service
+from core.refund_policy import RefundDecision, RefundPolicy, decide_refund, policy_for
+from core.services import catalog
 from tests.factories import count, make_builder
 
 START = datetime(2026, 6, 1, 15, 0, tzinfo=timezone.utc)
@@ -105,31 +105,31 @@ def test_invalid_policies_are_refused(hours, percent, message):
 # ---------------------------------------------------------------- which policy applies
 def test_session_type_without_override_gets_the_global_default(settings_env):
     settings_env(REFUND_FULL_HOURS=48, REFUND_PARTIAL_PERCENT=25)
-    policy = payment_service.policy_for(SessionType(refund_full_hours=None, refund_partial_percent=None))
+    policy = policy_for(SessionType(refund_full_hours=None, refund_partial_percent=None))
     assert policy == RefundPolicy(full_refund_hours=48, partial_percent=25)
 
 
 def test_built_in_global_default_is_24_hours_and_half(settings_env):
-    policy = payment_service.policy_for(SessionType(refund_full_hours=None, refund_partial_percent=None))
+    policy = policy_for(SessionType(refund_full_hours=None, refund_partial_percent=None))
     assert policy == RefundPolicy(full_refund_hours=24, partial_percent=50)
 
 
 def test_session_type_override_wins_over_the_global_default(settings_env):
     settings_env(REFUND_FULL_HOURS=48, REFUND_PARTIAL_PERCENT=25)
-    policy = payment_service.policy_for(SessionType(refund_full_hours=12, refund_partial_percent=75))
+    policy = policy_for(SessionType(refund_full_hours=12, refund_partial_percent=75))
     assert policy == RefundPolicy(full_refund_hours=12, partial_percent=75)
 
 
 def test_zero_overrides_are_used_not_mistaken_for_missing(settings_env):
     settings_env(REFUND_FULL_HOURS=48, REFUND_PARTIAL_PERCENT=25)
-    policy = payment_service.policy_for(SessionType(refund_full_hours=0, refund_partial_percent=0))
+    policy = policy_for(SessionType(refund_full_hours=0, refund_partial_percent=0))
     assert policy == RefundPolicy(full_refund_hours=0, partial_percent=0)
 
 
 def test_one_field_overridden_takes_the_other_from_the_default(settings_env):
     settings_env(REFUND_FULL_HOURS=48, REFUND_PARTIAL_PERCENT=25)
-    hours_only = payment_service.policy_for(SessionType(refund_full_hours=6, refund_partial_percent=None))
-    percent_only = payment_service.policy_for(SessionType(refund_full_hours=None, refund_partial_percent=90))
+    hours_only = policy_for(SessionType(refund_full_hours=6, refund_partial_percent=None))
+    percent_only = policy_for(SessionType(refund_full_hours=None, refund_partial_percent=90))
     assert hours_only == RefundPolicy(6, 25)
     assert percent_only == RefundPolicy(48, 90)
 

@@ -50,9 +50,9 @@ def test_a_worker_killed_after_stripe_refunded_leaves_one_refund_after_the_retry
 
     killed = run_script(live, tmp_path, "refund_then_die", KILL_ME + textwrap.dedent(f"""
         from core.db import get_engine
-        from core.services import payment_service
+        from core.services import payment_events
         from core.worker import drain_outbox
-        payment_service.apply_refund_object = killed  # what runs right after Stripe's answer
+        payment_events.apply_refund_object = killed  # what runs right after Stripe's answer
         drain_outbox(get_engine(), only_ids=[{entry.id}])
         print("not killed")
     """))
@@ -93,15 +93,15 @@ def test_a_web_process_killed_after_stripe_created_the_checkout_gets_the_same_se
 
     killed = run_script(live, tmp_path, "checkout_then_die", KILL_ME + textwrap.dedent(f"""
         from core.db import get_engine
-        from core.providers import stripe_client
-        from core.services import payment_service
+        from core.services import checkout_service
+        from core.stripe.gateway import StripeGateway, stripe_client
         client = stripe_client()
         create = client.v1.checkout.sessions.create
         def create_then_die(*args, **kwargs):
             print("session", create(*args, **kwargs).id, flush=True)
             killed()
         client.v1.checkout.sessions.create = create_then_die
-        payment_service.open_checkout(get_engine(), "{booking_id}", client)
+        checkout_service.open_checkout(get_engine(), "{booking_id}", StripeGateway(client))
         print("not killed")
     """))
 

@@ -22,7 +22,7 @@ from core.calendly import CalendlyClient
 from core.db import session_scope
 from core.models import Base, Builder
 from core.security import DecryptionError, decrypt_secret
-from core.services import catalog, payment_service, scheduling
+from core.services import catalog, checkout_service, payment_events, scheduling
 from tests.reliability_helpers import signed
 from tests.webhook_helpers import future_slot, settle, stripe_event
 
@@ -156,12 +156,12 @@ def test_a_whole_flow_with_failures_leaks_no_secret(secret_live, all_logs, capfd
     def crash(*args, **kwargs):
         raise RuntimeError(MARKER)
 
-    monkeypatch.setattr(payment_service, "apply_dispute", crash)
+    monkeypatch.setattr(payment_events, "apply_dispute", crash)
     raw, headers = signed("stripe", stripe_event("charge.dispute.created", {
         "id": "dp_test", "object": "dispute", "payment_intent": live.booking(second)["stripe_payment_intent_id"],
         "status": "needs_response", "reason": "fraudulent"}), live)
     assert keep(requests.post(f"{live.web}/api/webhooks/stripe", data=raw, headers=headers, timeout=30)).status_code == 500
-    monkeypatch.setattr(payment_service, "open_checkout", crash)
+    monkeypatch.setattr(checkout_service, "open_checkout", crash)
     assert keep(requests.get(live.payment_url(third), timeout=30,
                              headers={"Accept": "text/html"})).status_code == 500
     settle(live)
@@ -192,7 +192,7 @@ def test_error_pages_show_no_traceback_and_no_secret(secret_live, monkeypatch):
         raise RuntimeError(f"{MARKER} {found['stripe_secret_key']}")  # even a careless message stays inside
 
     import webhook_service.routes.api as api_routes
-    monkeypatch.setattr(payment_service, "open_checkout", crash)
+    monkeypatch.setattr(checkout_service, "open_checkout", crash)
     monkeypatch.setattr(api_routes, "booking_json", crash)
 
     html = requests.get(live.payment_url(booking_id), timeout=30, headers={"Accept": "text/html"})

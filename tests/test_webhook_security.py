@@ -18,7 +18,7 @@ from core.calendly import sign_calendly_payload
 from core.config import get_settings
 from core.db import session_scope
 from core.models import Booking, BookingHistory, OutboxEntry, Payment, WebhookEvent, utcnow
-from core.services import booking_service, payment_service, webhook_ingest
+from core.services import booking_service, payment_events, webhook_ingest
 from tests import factories
 from tests.webhook_helpers import (
     calendly_headers, invitee_envelope, post_calendly, post_stripe, slot_of, stripe_event, stripe_headers,
@@ -257,7 +257,7 @@ def test_a_failing_calendly_handler_answers_500_stores_the_traceback_and_rolls_b
 def test_a_failing_stripe_handler_answers_500_and_the_retry_processes_it(client, engine_, awaiting_payment,
                                                                          monkeypatch):
     booking_id, raw = awaiting_payment
-    monkeypatch.setattr(payment_service, "confirm_payment",
+    monkeypatch.setattr(payment_events, "confirm_payment",
                         lambda *a, **k: (_ for _ in ()).throw(ConnectionError("database hiccup")))
 
     answer = post_stripe(client, raw, STRIPE_SECRET)
@@ -313,7 +313,7 @@ def test_replay_refuses_rejected_events_and_unknown_ids(client, engine_, schedul
 def test_a_failure_after_a_provider_retry_window_is_still_replayable(client, engine_, awaiting_payment, monkeypatch):
     """Stripe gave up (no more deliveries): the stored failed event is replayed from the dashboard."""
     booking_id, raw = awaiting_payment
-    monkeypatch.setattr(payment_service, "confirm_payment",
+    monkeypatch.setattr(payment_events, "confirm_payment",
                         lambda *a, **k: (_ for _ in ()).throw(RuntimeError("down")))
     for _ in range(3):
         assert post_stripe(client, raw, STRIPE_SECRET).status_code == 500

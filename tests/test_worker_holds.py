@@ -6,7 +6,7 @@ from sqlalchemy import select, update
 
 from core.db import session_scope
 from core.models import Booking, Notification, OutboxEntry, utcnow
-from core.providers import stripe_client
+from core.stripe import stripe_gateway
 from core.services import booking_service, holds
 
 
@@ -26,13 +26,13 @@ def test_overdue_unpaid_hold_expires_everywhere(live):
     live.stripe_sandbox("POST", "/config", {"webhook_delivery": "off"})  # Stripe's own expiry event is lost
     _set_hold(live, booking_id, utcnow() - timedelta(minutes=5))
 
-    assert holds.expire_overdue_holds(live.engine, stripe_client()) == 1
+    assert holds.expire_overdue_holds(live.engine, stripe_gateway()) == 1
     assert live.status(booking_id) == "EXPIRED"
     session = [s for s in live.stripe_state()["sessions"] if s["id"] == checkout_id][0]
     assert session["status"] == "expired"
     live.drain()
     assert _calendly_event_status(live, booking_id) == "canceled"
-    assert holds.expire_overdue_holds(live.engine, stripe_client()) == 0  # nothing left to do
+    assert holds.expire_overdue_holds(live.engine, stripe_gateway()) == 0  # nothing left to do
 
 
 def test_overdue_hold_that_was_paid_is_confirmed_not_expired(live):
@@ -42,7 +42,7 @@ def test_overdue_hold_that_was_paid_is_confirmed_not_expired(live):
     assert live.status(booking_id) == "PENDING_PAYMENT"
     _set_hold(live, booking_id, utcnow() - timedelta(minutes=5))
 
-    holds.expire_overdue_holds(live.engine, stripe_client())
+    holds.expire_overdue_holds(live.engine, stripe_gateway())
     data = live.booking(booking_id)
     assert data["status"] == "CONFIRMED" and data["payment_status"] == "paid"
 
@@ -80,7 +80,7 @@ def test_abandoned_scheduling_expires_after_a_day(live):
     booking_id, _url = live.start_booking(browser)
     with session_scope(live.engine) as db:
         db.execute(update(Booking).where(Booking.id == booking_id).values(created_at=utcnow() - timedelta(days=2)))
-    holds.expire_overdue_holds(live.engine, stripe_client())
+    holds.expire_overdue_holds(live.engine, stripe_gateway())
     assert live.status(booking_id) == "EXPIRED"
     with session_scope(live.engine, read_only=True) as db:
         assert db.execute(select(OutboxEntry).where(OutboxEntry.booking_id == booking_id,
@@ -96,7 +96,7 @@ def test_one_unreadable_checkout_does_not_hold_up_other_expiries(live):
     for booking_id in (broken, healthy):
         _set_hold(live, booking_id, utcnow() - timedelta(minutes=5))
 
-    holds.expire_overdue_holds(live.engine, stripe_client())  # (Stripe's expiry webhook may do the move)
+    holds.expire_overdue_holds(live.engine, stripe_gateway())  # (Stripe's expiry webhook may do the move)
     assert live.status(healthy) == "EXPIRED"
     assert live.status(broken) == "PENDING_PAYMENT"  # left for the next tick, with a warning
 
@@ -109,11 +109,11 @@ def test_a_young_abandoned_booking_survives_and_an_old_one_expires(engine):
     with session_scope(engine) as db:
         young = make_booking(db, "PENDING_SCHEDULING", created_at=now - timedelta(hours=23, minutes=50)).id
         old = make_booking(db, "PENDING_SCHEDULING", created_at=now - timedelta(hours=24, minutes=10)).id
-    assert holds.expire_overdue_holds(engine, stripe_client=None, now=now) == 1
+    assert holds.expire_overdue_holds(engine, gateway=None, now=now) == 1
     with session_scope(engine, read_only=True) as db:
         assert db.get(Booking, young).status == "PENDING_SCHEDULING"
         assert db.get(Booking, old).status == "EXPIRED"
     # An hour later the young one has passed 24 h too.
-    assert holds.expire_overdue_holds(engine, stripe_client=None, now=now + timedelta(hours=1)) == 1
+    assert holds.expire_overdue_holds(engine, gateway=None, now=now + timedelta(hours=1)) == 1
     with session_scope(engine, read_only=True) as db:
         assert db.get(Booking, young).status == "EXPIRED"

@@ -463,7 +463,7 @@ class BookingDetail:
 
 def booking_detail(session: Session, viewer: Viewer, booking_id: str) -> BookingDetail:
     """Everything about one booking: money, history, webhooks, payments, refunds, side effects."""
-    from core.services.payment_service import suggested_refund
+    from core.services.refunds import suggested_refund
 
     # With its builder, session type and client in the same statement (three lazy loads otherwise).
     booking = session.get(Booking, booking_id, options=[

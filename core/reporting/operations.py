@@ -13,7 +13,7 @@ from core.errors import DomainError
 from core.models import (
     Booking, BookingHistory, Builder, Client, OutboxEntry, Refund, SessionType, WebhookEvent,
 )
-from core.services.payment_service import PAYMENT_MISMATCH
+from core.services.payment_events import PAYMENT_MISMATCH
 from core.services.slot_binding import SLOT_MISMATCH, STRAY_SLOT
 from core.reporting.bookings import (
     MAX_PAGE_SIZE, OutboxRow, WebhookRow, outbox_row, webhook_row,

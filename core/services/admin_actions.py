@@ -17,7 +17,7 @@ from core.auth import Viewer, check_booking_access, check_builder_access, requir
 from core.db import session_scope
 from core.errors import NotFound
 from core.models import Booking, SessionType
-from core.services import booking_service, catalog, notifications, outbox, payment_service, webhook_ingest
+from core.services import booking_service, catalog, notifications, outbox, refunds, webhook_ingest
 from core.services.transitions import record
 
 
@@ -34,9 +34,9 @@ def refund(session: Session, viewer: Viewer, booking_id: str, amount_cents: int 
     """Refund part of a booking (or, with None, all that is left); RefundRefused beyond the remainder."""
     require_admin(viewer)
     _booking(session, viewer, booking_id)
-    return payment_service.request_refund(session, booking_id, amount_cents,
-                                          reason=reason.strip() or f"Refund by {viewer.email}",
-                                          actor=viewer.actor)
+    return refunds.request_refund(session, booking_id, amount_cents,
+                                  reason=reason.strip() or f"Refund by {viewer.email}",
+                                  actor=viewer.actor)
 
 
 def cancel(session: Session, viewer: Viewer, booking_id: str, *, reason: str = "") -> int:

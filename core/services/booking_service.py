@@ -5,6 +5,7 @@ any order of delivery end in the same place (DESIGN.md, rules 2 and 3).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -14,8 +15,8 @@ from core.calendly import CalendlyWebhook, PayloadError, parse_calendly_webhook
 from core.config import get_settings
 from core.errors import DomainError, NotFound
 from core.keys import bounded_key
-from core.models import Booking, BookingHistory, Builder, Client, SessionType, WebhookEvent, utcnow
-from core.services import payment_service, slot_binding
+from core.models import Booking, BookingHistory, Client, SessionType, WebhookEvent, utcnow
+from core.services import checkout_service, refunds, slot_binding
 from core.services.notifications import notify
 from core.services.outbox import enqueue
 from core.services.outcome import Outcome
@@ -232,8 +233,8 @@ def cancel_booking_locked(
     booking.canceled_by = (canceled_by or actor)[:200]  # a name from Calendly; the column holds 200
     if booking.calendly_event_uri and not calendly_already_canceled:
         _cancel_calendly_event(session, booking, booking.calendly_event_uri, reason)
-    payment_service.close_checkout(session, booking)
-    refund_cents = payment_service.refund_by_policy(session, booking, actor=actor, by_host=by_host)
+    checkout_service.close_checkout(session, booking)
+    refund_cents = refunds.refund_by_policy(session, booking, actor=actor, by_host=by_host)
     notify(session, booking, "booking_canceled", refund_cents=refund_cents)
     return refund_cents
 
@@ -258,13 +259,19 @@ def complete_past_sessions(session: Session, *, now=None, limit: int = 500) -> i
     return len(bookings)
 
 
-def bookable_session_types(session: Session, builder: Builder) -> list[SessionType]:
-    return list(session.execute(
-        select(SessionType).where(SessionType.builder_id == builder.id, SessionType.active.is_(True))
-        .order_by(SessionType.price_cents)
-    ).scalars())
+# ---------------------------------------------------------------- the Calendly event registry
+# Every Calendly event we handle, and its handler; webhook ingest dispatches through it (the legacy
+# `invitee.rescheduled` is parsed as `invitee.created`). Handlers take the parsed webhook; they are
+# looked up by name when called, so the registry always calls this module's current functions.
+CalendlyHandler = Callable[[Session, CalendlyWebhook], Outcome]
+
+CALENDLY_EVENTS: dict[str, CalendlyHandler] = {
+    "invitee.created": lambda session, hook: apply_invitee_created(session, hook),
+    "invitee.canceled": lambda session, hook: apply_invitee_canceled(session, hook),
+    "invitee_no_show.created": lambda session, hook: apply_no_show(session, hook),
+}
 
 
 __all__ = ["Outcome", "start_booking", "apply_invitee_created", "apply_invitee_canceled",
            "apply_no_show", "cancel_booking", "cancel_booking_locked", "complete_past_sessions",
-           "get_or_create_client", "bookable_session_types"]
+           "get_or_create_client", "CALENDLY_EVENTS"]

@@ -13,17 +13,17 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-import stripe
 from sqlalchemy import Engine, select
 
 from core.config import get_settings
 from core.db import session_scope
 from core.models import Booking, utcnow
-from core.services import payment_service
+from core.services import payment_events
 from core.services.notifications import notify
 from core.services.outcome import Outcome
 from core.services.transitions import lock_booking
 from core.states import BookingStatus as S
+from core.stripe import StripeGateway, StripeGatewayError
 
 log = logging.getLogger(__name__)
 
@@ -52,36 +52,28 @@ def send_payment_reminders(engine: Engine, *, now=None) -> int:
         return len(bookings)
 
 
-def settle_overdue_hold(engine: Engine, booking_id: str, stripe_client, *, now=None) -> Outcome:
+def settle_overdue_hold(engine: Engine, booking_id: str, gateway: StripeGateway, *, now=None) -> Outcome:
     """Ask Stripe once about the booking's checkout and act on the answer: confirm, wait for a
     payment on its way (the first time we learn of it), or expire it everywhere."""
     now = now or utcnow()
     with session_scope(engine, read_only=True) as session:
         checkout_id = session.get(Booking, booking_id).stripe_checkout_session_id
-    checkout = None
-    if checkout_id:
-        # With its PaymentIntent: a bank payment that failed leaves the session "complete, unpaid".
-        current = stripe_client.v1.checkout.sessions.retrieve(
-            checkout_id, params={"expand": ["payment_intent"]})
-        if current.status == "open":
-            current = stripe_client.v1.checkout.sessions.expire(
-                checkout_id, options={"idempotency_key": f"checkout-expire:{checkout_id}"})
-        checkout = current.to_dict()
+    # With its PaymentIntent: a bank payment that failed leaves the session "complete, unpaid".
+    # An open session is expired first; a complete or expired one comes back as it is.
+    checkout = gateway.expire_checkout(checkout_id, with_payment_intent=True) if checkout_id else None
     with session_scope(engine) as session:
-        if checkout is not None and checkout.get("status") == "complete":
-            if checkout.get("payment_status") == "unpaid":
-                return _settle_payment_on_its_way(session, booking_id, checkout, now)
-            outcome = payment_service.confirm_payment(session, checkout, actor=WORKER)
-            # A paid session that did not confirm the booking (not the booking's payment) still
-            # ends the hold, or every tick would ask Stripe again.
-            return _expire_if_still_held(session, booking_id, now, cause="hold_expired") or outcome
-        if checkout is not None:
-            return payment_service.release_hold(session, checkout, actor=WORKER, cause="hold_expired")
-        booking = lock_booking(session, booking_id)
-        if booking.status != S.PENDING_PAYMENT:
-            return Outcome("ignored", booking.id)
-        payment_service.expire_locked(session, booking, actor=WORKER, cause="hold_expired")
-        return Outcome("processed", booking.id)
+        if checkout is None:
+            booking = lock_booking(session, booking_id)
+            if booking.status != S.PENDING_PAYMENT:
+                return Outcome("ignored", booking.id)
+            payment_events.expire_locked(session, booking, actor=WORKER, cause="hold_expired")
+            return Outcome("processed", booking.id)
+        if checkout.get("status") == "complete" and checkout.get("payment_status") == "unpaid":
+            return _settle_payment_on_its_way(session, booking_id, checkout, now)
+        outcome = payment_events.apply_checkout(session, checkout, actor=WORKER, expired_cause="hold_expired")
+        # A paid session that did not confirm the booking (not the booking's payment) still ends
+        # the hold, or every tick would ask Stripe again.
+        return _expire_if_still_held(session, booking_id, now, cause="hold_expired") or outcome
 
 
 def _settle_payment_on_its_way(session, booking_id: str, checkout: dict, now) -> Outcome:
@@ -89,11 +81,11 @@ def _settle_payment_on_its_way(session, booking_id: str, checkout: dict, now) ->
     intent = checkout.get("payment_intent")
     intent_status = intent.get("status") if isinstance(intent, dict) else None
     if intent_status in FAILED_INTENT_STATUSES:  # its async_payment_failed webhook was lost
-        return payment_service.release_hold(session, checkout, actor=WORKER, cause="async_payment_failed")
+        return payment_events.release_hold(session, checkout, actor=WORKER, cause="async_payment_failed")
     booking = lock_booking(session, booking_id)
     if booking.status == S.PENDING_PAYMENT and booking.payment_processing_since is None:
         # We had not heard of it (webhook lost): the slot is held for the settlement window.
-        outcome = payment_service.confirm_payment(session, checkout, actor=WORKER)
+        outcome = payment_events.confirm_payment(session, checkout, actor=WORKER)
         return _expire_if_still_held(session, booking_id, now, cause="hold_expired") or outcome
     # The settlement window is over and the money has not arrived: the slot is released. If it
     # still arrives, the late-payment rule refunds it in full.
@@ -107,11 +99,13 @@ def _expire_if_still_held(session, booking_id: str, now, *, cause: str) -> Outco
     if booking.status != S.PENDING_PAYMENT or (
             booking.hold_expires_at is not None and booking.hold_expires_at >= now - GRACE):
         return None
-    payment_service.expire_locked(session, booking, actor=WORKER, cause=cause)
+    payment_events.expire_locked(session, booking, actor=WORKER, cause=cause)
     return Outcome("processed", booking.id)
 
 
-def expire_overdue_holds(engine: Engine, stripe_client, *, now=None) -> int:
+def expire_overdue_holds(engine: Engine, gateway: StripeGateway | None, *, now=None) -> int:
+    """Settle every hold that ran out (asking Stripe first); end bookings never scheduled.
+    `gateway` is only used when a hold has a Checkout Session."""
     now = now or utcnow()
     with session_scope(engine, read_only=True) as session:
         overdue = list(session.execute(
@@ -121,8 +115,8 @@ def expire_overdue_holds(engine: Engine, stripe_client, *, now=None) -> int:
     expired = 0
     for booking_id in overdue:
         try:
-            expired += settle_overdue_hold(engine, booking_id, stripe_client, now=now).outcome == "processed"
-        except stripe.StripeError as error:  # one unreadable checkout must not hold up the others
+            expired += settle_overdue_hold(engine, booking_id, gateway, now=now).outcome == "processed"
+        except StripeGatewayError as error:  # one unreadable checkout must not hold up the others
             log.warning("hold of %s not settled (Stripe: %s); retried next tick", booking_id,
                         type(error).__name__)
     with session_scope(engine) as session:
@@ -132,5 +126,5 @@ def expire_overdue_holds(engine: Engine, stripe_client, *, now=None) -> int:
             .limit(500).with_for_update(skip_locked=True)
         ).scalars().all()
         for booking in abandoned:
-            payment_service.expire_locked(session, booking, actor=WORKER, cause="never_scheduled")
+            payment_events.expire_locked(session, booking, actor=WORKER, cause="never_scheduled")
     return expired + len(abandoned)

@@ -1,7 +1,11 @@
-"""Reconciliation: ask Stripe and Calendly for the truth and apply it through the webhook path.
+"""Reconciliation: ask Stripe and Calendly for the truth and apply it.
 
-Everything found is fed to `webhook_ingest.process` under the same dedupe key its webhook would
-have had, so an event that was (or later is) delivered is never applied twice.
+Events (Stripe's event list; a Calendly invitee found or canceled) are fed to
+`webhook_ingest.process` under the same dedupe key their webhook would have had, so an event that
+was (or later is) delivered is never applied twice. Objects read directly (a pending payment's
+Checkout Session, a refund Stripe was still working on) go to the same functions the webhook
+handlers call (`payment_events`), which act on the booking's current state and so change nothing
+when a webhook got there first.
 """
 from __future__ import annotations
 
@@ -10,26 +14,21 @@ import logging
 import sys
 from datetime import timedelta
 
-import stripe
 from sqlalchemy import Engine, select
 
 from core.calendly import CalendlyAPIError, CalendlyError, parse_calendly_webhook
 from core.config import get_settings
 from core.db import session_scope
 from core.models import Booking, Builder, Refund, SystemState, utcnow
-from core.providers import calendly_for, stripe_client
-from core.services import payment_service, slot_binding
+from core.providers import calendly_for
+from core.services import payment_events, slot_binding
 from core.services.transitions import lock_booking
 from core.services.webhook_ingest import process
 from core.states import HOLDS_SLOT, BookingStatus as S
+from core.stripe import StripeGateway, StripeGatewayError, stripe_gateway
 
 log = logging.getLogger(__name__)
 
-HANDLED_STRIPE_EVENTS = [
-    "checkout.session.completed", "checkout.session.async_payment_succeeded",
-    "checkout.session.async_payment_failed", "checkout.session.expired", "charge.refunded",
-    "refund.updated", "refund.failed", "charge.dispute.created",
-]
 CHECKPOINT_KEY = "reconcile.stripe_events.created_gte"
 OVERLAP = 120  # seconds re-read at each run: events can become visible slightly out of order
 RECONCILE_HEADERS = {"user-agent": "reconcile"}
@@ -51,16 +50,15 @@ def _save_checkpoint(engine: Engine, created: int) -> None:
             row.value = str(created)
 
 
-def reconcile_stripe_events(engine: Engine, client=None) -> dict[str, int]:
-    """Replay Stripe's event list since the checkpoint (the last 3 days at first)."""
-    client = client or stripe_client()
+def reconcile_stripe_events(engine: Engine, gateway: StripeGateway | None = None) -> dict[str, int]:
+    """Replay Stripe's events of every type we handle (`payment_events.STRIPE_EVENTS`) since the
+    checkpoint (the last 3 days at first)."""
+    gateway = gateway or stripe_gateway()
     since = _checkpoint(engine)
     since = (since - OVERLAP) if since else int((utcnow() - timedelta(days=3)).timestamp())
     counts: dict[str, int] = {}
     newest = since
-    params = {"types": HANDLED_STRIPE_EVENTS, "created": {"gte": since}, "limit": 100}
-    for event in client.v1.events.list(params=params).auto_paging_iter():
-        data = event.to_dict()
+    for data in gateway.events(payment_events.STRIPE_EVENTS, created_since=since):
         raw = json.dumps(data).encode()
         result = process(engine, "stripe", raw, RECONCILE_HEADERS, f"stripe:{data['id']}", data["type"], data)
         counts[result.outcome] = counts.get(result.outcome, 0) + 1
@@ -161,9 +159,9 @@ def _guard(fn, *args) -> str:
         return "error"
 
 
-def reconcile_checkouts(engine: Engine, client=None) -> dict[str, int]:
+def reconcile_checkouts(engine: Engine, gateway: StripeGateway | None = None) -> dict[str, int]:
     """Pending payments whose Checkout Session is no longer open at Stripe."""
-    client = client or stripe_client()
+    gateway = gateway or stripe_gateway()
     counts: dict[str, int] = {}
     with session_scope(engine, read_only=True) as session:
         pending = list(session.execute(
@@ -175,35 +173,27 @@ def reconcile_checkouts(engine: Engine, client=None) -> dict[str, int]:
         ).all())
     for booking_id, checkout_id in pending:
         try:
-            checkout = client.v1.checkout.sessions.retrieve(checkout_id).to_dict()
-        except stripe.StripeError as error:
+            outcome = payment_events.sync_checkout(engine, checkout_id, gateway, actor=RECONCILE).outcome
+        except StripeGatewayError as error:
             log.warning("reconcile: checkout %s of %s unreadable: %s", checkout_id, booking_id, error)
             counts["error"] = counts.get("error", 0) + 1
             continue
-        with session_scope(engine) as session:
-            if checkout["status"] == "complete":
-                outcome = payment_service.confirm_payment(session, checkout, actor="system:reconcile").outcome
-            elif checkout["status"] == "expired":
-                outcome = payment_service.release_hold(session, checkout, actor="system:reconcile",
-                                                       cause="checkout_expired").outcome
-            else:
-                outcome = "open"
         counts[outcome] = counts.get(outcome, 0) + 1
     return counts
 
 
-def reconcile_refunds(engine: Engine, client=None) -> dict[str, int]:
+def reconcile_refunds(engine: Engine, gateway: StripeGateway | None = None) -> dict[str, int]:
     """Refunds Stripe was still working on: read their current status."""
-    client = client or stripe_client()
+    gateway = gateway or stripe_gateway()
     counts: dict[str, int] = {}
     with session_scope(engine, read_only=True) as session:
         pending = list(session.execute(
             select(Refund.stripe_refund_id).where(Refund.status == "pending", Refund.stripe_refund_id.is_not(None))
         ).scalars())
     for refund_id in pending:
-        refund = client.v1.refunds.retrieve(refund_id).to_dict()
+        refund = gateway.refund(refund_id)
         with session_scope(engine) as session:
-            outcome = payment_service.apply_refund_object(session, refund, actor="system:reconcile").outcome
+            outcome = payment_events.apply_refund_object(session, refund, actor=RECONCILE).outcome
         counts[outcome] = counts.get(outcome, 0) + 1
     return counts
 

@@ -16,9 +16,8 @@ from core.errors import DomainError, NotFound
 from core.models import Builder, SessionType
 from core.money import format_amount
 from core.providers import calendly_for
-from core.refund_policy import RefundPolicy
+from core.refund_policy import RefundPolicy, policy_for
 from core.services import booking_service
-from core.services.payment_service import policy_for
 
 EVENT_TYPES = EventTypeCache(ttl_seconds=300)
 # What a Calendly uuid is made of (ours and the sandbox's add lowercase and '-'); anything else is no id.

@@ -6,33 +6,31 @@ Each executor is safe to run twice: Stripe calls carry the entry's idempotency k
 from __future__ import annotations
 
 import smtplib
+from contextlib import contextmanager
 from email.message import EmailMessage
 from urllib.parse import unquote, urlparse
 
-import stripe
 from sqlalchemy import Engine
 
 from core.calendly import CalendlyAPIError, CalendlyUnavailable
 from core.config import get_settings
 from core.db import session_scope
 from core.models import Builder, Notification, OutboxEntry, Payment, Refund, utcnow
-from core.providers import calendly_for, stripe_client
-from core.services import payment_service
+from core.providers import calendly_for
+from core.services import payment_events, refunds
 from core.services.outbox import Executor, PermanentFailure, RetryLater
+from core.stripe import StripeRefused, StripeUnavailable, stripe_gateway
 
 
-def _stripe_call(fn, *args, **kwargs):
-    """Run an SDK call; sort its failures into retry-later and give-up."""
+@contextmanager
+def _stripe_outcome():
+    """The gateway's failures, in the outbox's terms: unavailable → retry later, refused → give up."""
     try:
-        return fn(*args, **kwargs)
-    except (stripe.APIConnectionError, stripe.RateLimitError) as error:
-        raise RetryLater(f"Stripe unavailable: {error.user_message or type(error).__name__}") from None
-    except stripe.APIError as error:
-        raise RetryLater(f"Stripe error {error.http_status}: {error.user_message}") from None
-    except stripe.StripeError as error:
-        if error.http_status and error.http_status >= 500:
-            raise RetryLater(f"Stripe error {error.http_status}") from None
-        raise PermanentFailure(f"Stripe refused: {error.user_message or error}") from None
+        yield
+    except StripeUnavailable as error:
+        raise RetryLater(str(error)) from None
+    except StripeRefused as error:
+        raise PermanentFailure(str(error)) from None
 
 
 def execute_stripe_refund(engine: Engine, entry: OutboxEntry) -> None:
@@ -47,15 +45,14 @@ def execute_stripe_refund(engine: Engine, entry: OutboxEntry) -> None:
             "reason": "requested_by_customer",
         }
     try:
-        created = _stripe_call(stripe_client().v1.refunds.create, params=params,
-                               options={"idempotency_key": entry.idempotency_key})
+        with _stripe_outcome():
+            created = stripe_gateway().create_refund(params, idempotency_key=entry.idempotency_key)
     except PermanentFailure as error:
         with session_scope(engine) as session:
-            payment_service.mark_refund_failed(session, entry.payload["refund_id"], str(error),
-                                               actor="system:outbox")
+            refunds.mark_refund_failed(session, entry.payload["refund_id"], str(error), actor="system:outbox")
         raise
     with session_scope(engine) as session:
-        payment_service.apply_refund_object(session, created.to_dict(), actor="system:outbox")
+        payment_events.apply_refund_object(session, created, actor="system:outbox")
 
 
 def execute_stripe_refund_refused_payment(engine: Engine, entry: OutboxEntry) -> None:
@@ -63,26 +60,23 @@ def execute_stripe_refund_refused_payment(engine: Engine, entry: OutboxEntry) ->
     booking's ledger, so Stripe's refund events for it stay unmatched there."""
     params = {"payment_intent": entry.payload["payment_intent"], "reason": "requested_by_customer",
               "metadata": {"booking_id": entry.payload["booking_id"], "refused_payment": "true"}}
-    _stripe_call(stripe_client().v1.refunds.create, params=params,
-                 options={"idempotency_key": entry.idempotency_key})
+    with _stripe_outcome():
+        stripe_gateway().create_refund(params, idempotency_key=entry.idempotency_key)
 
 
 def execute_stripe_sync_refunds(engine: Engine, entry: OutboxEntry) -> None:
-    listing = _stripe_call(stripe_client().v1.refunds.list,
-                           params={"payment_intent": entry.payload["payment_intent"], "limit": 100})
-    for refund in listing.data:
+    with _stripe_outcome():
+        found = stripe_gateway().refunds_of(entry.payload["payment_intent"])
+    for refund in found:
         with session_scope(engine) as session:
-            payment_service.apply_refund_object(session, refund.to_dict(), actor="stripe:sync")
+            payment_events.apply_refund_object(session, refund, actor="stripe:sync")
 
 
 def execute_stripe_expire_checkout(engine: Engine, entry: OutboxEntry) -> None:
-    checkout_id = entry.payload["checkout_session_id"]
-    client = stripe_client()
-    session_obj = _stripe_call(client.v1.checkout.sessions.retrieve, checkout_id)
-    if session_obj.status != "open":
-        return  # complete or already expired: Stripe's own event tells the rest
-    _stripe_call(client.v1.checkout.sessions.expire, checkout_id,
-                 options={"idempotency_key": entry.idempotency_key})
+    """Done once the session is no longer open: expired now, or already complete or expired
+    (Stripe's own event, or the worker, acts on how it ended)."""
+    with _stripe_outcome():
+        stripe_gateway().expire_checkout(entry.payload["checkout_session_id"])
 
 
 def _event_uuid(event_uri: str) -> str:

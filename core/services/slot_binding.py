@@ -18,7 +18,7 @@ from core.calendly import CalendlyAPIError, CalendlyWebhook
 from core.db import session_scope
 from core.models import Booking, BookingHistory, Builder, SessionType
 from core.providers import calendly_for
-from core.services import payment_service
+from core.services import checkout_service
 from core.services.outbox import enqueue
 from core.services.transitions import record, transition
 from core.states import BookingStatus as S
@@ -125,7 +125,7 @@ def release_mismatched_slot(session: Session, booking: Booking, *, event_type_ur
         return "flagged"
     transition(session, booking, S.EXPIRED, cause=SLOT_MISMATCH, actor=actor, details=details)
     booking.hold_expires_at = None
-    payment_service.close_checkout(session, booking)
+    checkout_service.close_checkout(session, booking)
     if booking.calendly_event_uri:
         enqueue(session, "calendly_cancel", f"calendly-cancel:{booking.calendly_event_uri}",
                 {"builder_id": owner.id if owner else None, "event_uri": booking.calendly_event_uri,

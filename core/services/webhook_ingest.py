@@ -9,11 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
 import traceback
 from dataclasses import dataclass
 
-import stripe
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -24,9 +22,11 @@ from core.config import get_settings
 from core.db import insert_ignore, session_scope
 from core.keys import bounded_key
 from core.models import WebhookEvent, utcnow
-from core.services import booking_service, payment_service, slot_binding
+from core.services import slot_binding
+from core.services.booking_service import CALENDLY_EVENTS
 from core.services.outcome import Outcome
-from core.services.stripe_payload import check_stripe_event
+from core.services.payment_events import PAID_CHECKOUT_EVENTS, STRIPE_EVENTS
+from core.stripe import check_stripe_event, verify_stripe_signature
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +75,7 @@ def _store_rejected(engine: Engine, provider: str, raw: bytes, headers: dict, ou
 
 # ---------------------------------------------------------------- parsing per provider
 # Names whose payload must parse (legacy "invitee.rescheduled" is read as invitee.created).
-HANDLED_CALENDLY_EVENTS = frozenset({
-    "invitee.created", "invitee.canceled", "invitee_no_show.created", "invitee.rescheduled",
-})
+HANDLED_CALENDLY_EVENTS = frozenset(CALENDLY_EVENTS) | {"invitee.rescheduled"}
 
 
 @dataclass(frozen=True)
@@ -122,37 +120,23 @@ def _stripe_parse(raw: bytes):
     obj = data.get("object") if isinstance(data, dict) else None
     if not (isinstance(obj, dict) and isinstance(event.get("id"), str) and isinstance(event.get("type"), str)):
         raise PayloadError("not a Stripe event (id, type and data.object are required)")
-    check_stripe_event(event)  # every field its handler reads, so a bad one is a 422, not a 500
+    # Every field its handler reads, so a bad one is a 422, not a 500.
+    check_stripe_event(event, paid_checkout_events=PAID_CHECKOUT_EVENTS)
     return f"stripe:{event['id']}", event["type"], event
 
 
-def _calendly_dispatch(session: Session, hook, _event_row) -> Outcome:
-    if hook.event == "invitee.created":
-        return booking_service.apply_invitee_created(session, hook)
-    if hook.event == "invitee.canceled":
-        return booking_service.apply_invitee_canceled(session, hook)
-    if hook.event == "invitee_no_show.created":
-        return booking_service.apply_no_show(session, hook)
-    return Outcome("ignored", note=f"{hook.event} is not handled")
+def _calendly_dispatch(session: Session, hook) -> Outcome:
+    handler = CALENDLY_EVENTS.get(hook.event)
+    if handler is None:
+        return Outcome("ignored", note=f"{hook.event} is not handled")
+    return handler(session, hook)
 
 
-def _stripe_dispatch(session: Session, event: dict, _event_row) -> Outcome:
-    kind, obj = event["type"], event["data"]["object"]
-    if kind == "checkout.session.completed":
-        return payment_service.confirm_payment(session, obj)
-    if kind == "checkout.session.async_payment_succeeded":
-        return payment_service.confirm_payment(session, obj)
-    if kind == "checkout.session.async_payment_failed":
-        return payment_service.release_hold(session, obj, cause="async_payment_failed")
-    if kind == "checkout.session.expired":
-        return payment_service.release_hold(session, obj, cause="checkout_expired")
-    if kind == "charge.refunded":
-        return payment_service.queue_refund_sync(session, obj, event["id"])
-    if kind in ("refund.created", "refund.updated", "refund.failed"):
-        return payment_service.apply_refund_object(session, obj)
-    if kind.startswith("charge.dispute."):
-        return payment_service.apply_dispute(session, obj)
-    return Outcome("ignored", note=f"{kind} is not handled")
+def _stripe_dispatch(session: Session, event: dict) -> Outcome:
+    handler = STRIPE_EVENTS.get(event["type"])
+    if handler is None:
+        return Outcome("ignored", note=f"{event['type']} is not handled")
+    return handler(session, event)
 
 
 PROVIDERS = {
@@ -169,26 +153,7 @@ def verify_signature(provider: str, raw: bytes, headers: dict[str, str]) -> None
         verify_calendly_signature(raw, lowered.get("calendly-webhook-signature"),
                                   settings.calendly_webhook_signing_key)
         return
-    tolerance = 300  # seconds, either way: the SDK's default for old ones, Calendly's bound for both
-    header = lowered.get("stripe-signature")
-    if not header:
-        raise SignatureError("missing", "no Stripe-Signature header")
-    if not header.isascii():  # the SDK's compare_digest raises TypeError on non-ASCII text
-        raise SignatureError("malformed", "Stripe-Signature header is not ASCII")
-    try:
-        stripe.WebhookSignature.verify_header(raw.decode("utf-8", "replace"), header,
-                                              settings.stripe_webhook_secret, tolerance=tolerance)
-    except stripe.SignatureVerificationError as error:
-        reason = "stale" if "tolerance" in str(error).lower() else "mismatch"
-        raise SignatureError(reason, str(error)) from None
-    # The SDK refuses old timestamps only: a signed `t` a year ahead would stay replayable for a
-    # year. Read `t` as the SDK did (the first element named exactly "t"; it parsed, or the SDK
-    # would have refused), in integers so an absurd one cannot overflow a float.
-    timestamp = next(int(item[1]) for item in (part.split("=", 2) for part in header.split(",")) if item[0] == "t")
-    now = int(time.time())
-    if timestamp > now + tolerance:
-        ahead = "over a year" if timestamp - now > 366 * 86400 else f"{timestamp - now}s"
-        raise SignatureError("future", f"signature timestamp is {ahead} in the future (tolerance {tolerance}s)")
+    verify_stripe_signature(raw, lowered.get("stripe-signature"), settings.stripe_webhook_secret)
 
 
 # ---------------------------------------------------------------- the one entry point
@@ -228,7 +193,7 @@ def process(engine: Engine, provider: str, raw: bytes, headers: dict, dedupe_key
             ).scalar_one()
             if event_id is None and row.outcome in FINISHED:
                 return IngestResult(200, "duplicate", f"already {row.outcome}", row.booking_id, row.id)
-            outcome = dispatch(session, parsed, row)
+            outcome = dispatch(session, parsed)
             row.outcome = outcome.outcome
             row.error = outcome.note or None
             row.booking_id = outcome.booking_id

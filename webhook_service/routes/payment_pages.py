@@ -7,7 +7,6 @@ import re
 import time
 from urllib.parse import urlencode
 
-import stripe
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -17,10 +16,10 @@ from core.calendly import CalendlyError
 from core.db import session_scope
 from core.errors import NotFound
 from core.models import Booking
-from core.providers import stripe_client
-from core.services import booking_access, payment_service
+from core.services import booking_access, checkout_service, payment_events
 from core.services.booking_view import booking_json
 from core.services.reconcile import find_scheduled_invitee
+from core.stripe import StripeGatewayError
 from webhook_service import openapi as oa
 from webhook_service.deps import EngineDep, VisitorDep
 from webhook_service.outbox_kick import kick_outbox
@@ -108,12 +107,9 @@ def success(request: Request, engine: EngineDep, visitor: VisitorDep, background
         # Stripe advises fulfilling from the session on the success page too; we still only trust
         # what Stripe's API says, never the redirect itself.
         try:
-            checkout = stripe_client().v1.checkout.sessions.retrieve(session_id)
-            if checkout.status == "complete":
-                with session_scope(engine) as session:
-                    payment_service.confirm_payment(session, checkout.to_dict(), actor="stripe:api")
+            if payment_events.sync_checkout(engine, session_id, actor="stripe:api").outcome == "processed":
                 kick_outbox(background, engine)
-        except stripe.StripeError:
+        except StripeGatewayError:
             log.warning("could not read checkout session on the success page; the webhook will tell")
     if not booking_access.may_see(booking_id, owner, visitor_email=visitor.email, token=t):
         return _private(request, visitor, f"/payment/success?{urlencode({'session_id': session_id})}")
@@ -147,10 +143,10 @@ async def pay(booking_id: str, request: Request, engine: EngineDep, visitor: Vis
     # Our own links on, and back to, this page keep the way in this visitor used (session or token).
     own_path = booking_access.payment_path(booking_id) if t else f"/payment/{booking_id}"
     try:
-        result = await run_in_threadpool(payment_service.open_checkout, engine, booking_id, stripe_client())
+        result = await run_in_threadpool(checkout_service.open_checkout, engine, booking_id)
     except NotFound:
         return _not_found(request)
-    except stripe.StripeError as error:
+    except StripeGatewayError as error:
         log.warning("checkout creation failed for %s: %s", booking_id, type(error).__name__)
         return error_page(request, 503, "Payment is temporarily unavailable", STRIPE_DOWN,
                           action_url=own_path, action_label="Try again")

@@ -7,11 +7,12 @@ through processing (500, retried for days) or writing a value the database refus
 """
 from __future__ import annotations
 
-from core.calendly import PayloadError
+from collections.abc import Collection
+
+from core.calendly.webhook_payload import PayloadError
 
 MAX_ID = 255  # our columns for Stripe ids
 MAX_AMOUNT = 10 ** 12  # far beyond any Stripe amount; keeps BIGINT columns safe
-PAID_CHECKOUT_EVENTS = ("checkout.session.completed", "checkout.session.async_payment_succeeded")
 
 
 def _string(obj: dict, key: str, where: str, *, required: bool = False, max_length: int = MAX_ID) -> str | None:
@@ -60,14 +61,14 @@ def _payment_intent(obj: dict, where: str, *, required: bool) -> None:
         _string(obj, "payment_intent", where, required=required)
 
 
-def _checkout(kind: str, obj: dict, where: str) -> None:
+def _checkout(paid: bool, obj: dict, where: str) -> None:
     _string(obj, "id", where, required=True)
     metadata = _object(obj, "metadata", where)
     if metadata:
         _string(metadata, "booking_id", f"{where}.metadata")
     _string(obj, "client_reference_id", where)
     status = _string(obj, "payment_status", where, max_length=64)
-    if kind in PAID_CHECKOUT_EVENTS and status != "unpaid":
+    if paid and status != "unpaid":
         _payment_intent(obj, where, required=True)
         _amount(obj, "amount_total", where)
         _currency(obj, where)
@@ -104,13 +105,16 @@ def _dispute(obj: dict, where: str) -> None:
     _string(obj, "reason", where, max_length=500)
 
 
-def check_stripe_event(event: dict) -> None:
-    """Raise PayloadError unless `event` (id, type, data.object present) is usable by its handler."""
+def check_stripe_event(event: dict, *, paid_checkout_events: Collection[str]) -> None:
+    """Raise PayloadError unless `event` (id, type, data.object present) is usable by its handler.
+
+    `paid_checkout_events`: the types whose handler records a payment, so their session must carry
+    one (`payment_events.PAID_CHECKOUT_EVENTS`, read from the event registry)."""
     _string(event, "id", "event", required=True)
     _string(event, "type", "event", required=True, max_length=10_000)
     kind, obj, where = event["type"], event["data"]["object"], "data.object"
     if kind.startswith("checkout.session."):
-        _checkout(kind, obj, where)
+        _checkout(kind in paid_checkout_events, obj, where)
     elif kind == "charge.refunded":
         _charge(obj, where)
     elif kind in ("refund.created", "refund.updated", "refund.failed"):
