@@ -1,5 +1,6 @@
 """Running the dashboard's actions: confirmation first where money or a booking is at stake,
-then one core service call in its own transaction, then the outcome shown on the next run.
+then one admin action (`core.services.admin_actions`, the same functions the admin API calls) in
+its own transaction, then the outcome shown on the next run.
 
 Confirmation uses a pending action in `st.session_state`: the button that asks stores it, every
 run opens the dialog while it is set, and the dialog's Confirm pops it and performs it.
