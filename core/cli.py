@@ -2,18 +2,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from core.cli_output import CliError
 from core.config import ConfigError, get_settings
 from core.errors import DomainError
-
-
-class CliError(Exception):
-    """Refused input: printed as one line, exit code 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -115,7 +111,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"database error: {str(error.orig if hasattr(error, 'orig') else error).splitlines()[0]}",
               file=sys.stderr)
         return 2
-
-
-def print_json(data) -> None:
-    print(json.dumps(data, indent=2, default=str))

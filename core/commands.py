@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from core.calendly import CalendlyClient, CalendlyError
-from core.cli import CliError, print_json
+from core.cli_output import CliError, print_json
 from core.config import get_settings
 from core.db import get_engine, session_scope
 from core.errors import DomainError
