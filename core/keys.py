@@ -1,7 +1,20 @@
-"""Keys built from outside input (emails, URIs, provider ids) that must fit their columns."""
+"""Every dedupe and idempotency key we build, in one place, bounded by the column it goes to.
+
+Keys are deterministic: the same event, refund or cancellation always gets the same key, so a
+retry after a crash or a redelivered webhook is recognised instead of applied twice. Keys built
+from outside input (emails, URIs, provider ids) are bounded: a long one keeps its start plus a hash.
+"""
 from __future__ import annotations
 
 import hashlib
+
+from core.models import Notification, OutboxEntry, WebhookEvent
+
+# Lengths come from the columns the keys are stored in.
+DEDUPE_KEY_LENGTH: int = WebhookEvent.__table__.c.dedupe_key.type.length
+# The outbox's key is also sent to Stripe as Idempotency-Key, whose limit is 255 as well.
+IDEMPOTENCY_KEY_LENGTH: int = OutboxEntry.__table__.c.idempotency_key.type.length
+NOTIFICATION_KEY_LENGTH: int = min(Notification.__table__.c.dedupe_key.type.length, IDEMPOTENCY_KEY_LENGTH)
 
 
 def bounded_key(key: str, limit: int) -> str:
@@ -14,3 +27,70 @@ def bounded_key(key: str, limit: int) -> str:
         return key
     digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
     return f"{key[:limit - len(digest) - 8]}:sha256:{digest}"
+
+
+# ---------------------------------------------------------------- webhook dedupe keys
+def stripe_event_key(event_id: str) -> str:
+    """A Stripe event, by its id (delivered, redelivered or read back by reconcile)."""
+    return bounded_key(f"stripe:{event_id}", DEDUPE_KEY_LENGTH)
+
+
+def calendly_event_key(event: str, invitee_uri: str, no_show_uri: str | None = None) -> str:
+    """A Calendly delivery (Calendly sends no event id): event name and invitee URI, plus the
+    no-show URI for no-shows, so marking, unmarking and re-marking are three distinct events."""
+    key = f"calendly:{event}:{invitee_uri}"
+    if no_show_uri:
+        key += f":{no_show_uri}"
+    return bounded_key(key, DEDUPE_KEY_LENGTH)
+
+
+def calendly_unhandled_key(event: str, reference: str) -> str:
+    """A Calendly event we do not handle, by its payload's URI (or its body's hash)."""
+    return bounded_key(f"calendly:{event}:{reference}", DEDUPE_KEY_LENGTH)
+
+
+def webhook_dedupe_key(key: str) -> str:
+    """Any dedupe key, bounded to the column (keys arrive from the parsers already prefixed)."""
+    return bounded_key(key, DEDUPE_KEY_LENGTH)
+
+
+# ---------------------------------------------------------------- outbox and Stripe idempotency keys
+def outbox_key(key: str) -> str:
+    return bounded_key(key, IDEMPOTENCY_KEY_LENGTH)
+
+
+def checkout_key(booking_id: str, expires_at: int) -> str:
+    """One Checkout Session per booking and hold: a retried creation gets the same session back."""
+    return outbox_key(f"checkout:{booking_id}:{expires_at}")
+
+
+def checkout_expire_key(checkout_id: str) -> str:
+    return outbox_key(f"checkout-expire:{checkout_id}")
+
+
+def calendly_cancel_key(event_uri: str) -> str:
+    """One cancellation per Calendly event, whoever asks for it (expiry, cancel, a stray slot)."""
+    return outbox_key(f"calendly-cancel:{event_uri}")
+
+
+def refund_key(booking_id: str, refund_id: int) -> str:
+    """A refund row of ours: the key Stripe sees, so a retried refund is never paid twice."""
+    return outbox_key(f"refund:{booking_id}:{refund_id}")
+
+
+def refused_payment_refund_key(payment_intent_id: str) -> str:
+    """All of a payment we refused (not what its booking owes) goes back once."""
+    return outbox_key(f"refund-refused:{payment_intent_id}")
+
+
+def refund_sync_key(event_id: str) -> str:
+    return outbox_key(f"refund-sync:{event_id}")
+
+
+def notification_key(booking_id: str, kind: str, to_email: str, dedupe: str = "") -> str:
+    """One message per booking, kind, recipient and repeat (it is the outbox key too)."""
+    return bounded_key(f"notify:{booking_id}:{kind}:{to_email}:{dedupe}", NOTIFICATION_KEY_LENGTH)
+
+
+def magic_link_key(token_hash: str) -> str:
+    return bounded_key(f"magic:{token_hash}", NOTIFICATION_KEY_LENGTH)

@@ -84,10 +84,10 @@ class CalendlyWebhook:
         (event name, invitee URI), plus the no-show URI for no-show events, so marking, unmarking
         and re-marking a no-show are three distinct events.
         """
-        key = f"calendly:{self.event}:{self.invitee_uri}"
-        if self.event.startswith(NO_SHOW_EVENT_PREFIX) and self.no_show_uri:
-            key += f":{self.no_show_uri}"
-        return key
+        from core.keys import calendly_event_key  # late: the parser stays free of the database
+
+        no_show = self.no_show_uri if self.event.startswith(NO_SHOW_EVENT_PREFIX) else None
+        return calendly_event_key(self.event, self.invitee_uri, no_show)
 
 
 # ----- small typed getters: each raises PayloadError naming the field ----------------------

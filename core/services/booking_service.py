@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from core.calendly import CalendlyWebhook, PayloadError, parse_calendly_webhook
 from core.config import get_settings
 from core.errors import DomainError, NotFound
-from core.keys import bounded_key
+from core.keys import calendly_cancel_key, calendly_event_key
 from core.models import Booking, BookingHistory, Client, SessionType, WebhookEvent, utcnow
 from core.services import checkout_service, refunds, slot_binding
 from core.services.notifications import notify
@@ -84,7 +84,7 @@ def _cancel_calendly_event(session: Session, booking: Booking, event_uri: str, r
                            builder_id: int | None = None) -> None:
     """Cancel a Calendly event from the outbox with the token of the builder who hosts it
     (`builder_id`, the booking's builder by default; None when no builder of ours does)."""
-    enqueue(session, "calendly_cancel", f"calendly-cancel:{event_uri}",
+    enqueue(session, "calendly_cancel", calendly_cancel_key(event_uri),
             {"builder_id": builder_id if builder_id is not None else booking.builder_id,
              "event_uri": event_uri, "reason": reason},
             booking_id=booking.id)
@@ -98,7 +98,7 @@ def _refuse_stray_slot(session: Session, booking: Booking, hook: CalendlyWebhook
     record(session, booking, cause=slot_binding.STRAY_SLOT, actor=CALENDLY, details={
         "invitee": hook.invitee_uri, "event": hook.event_uri, "event_type": hook.event_type_uri,
         "hosts": list(hook.host_uris), "why": why, "owner_builder_id": owner.id if owner else None})
-    enqueue(session, "calendly_cancel", f"calendly-cancel:{hook.event_uri}",
+    enqueue(session, "calendly_cancel", calendly_cancel_key(hook.event_uri),
             {"builder_id": owner.id if owner else None, "event_uri": hook.event_uri,
              "reason": "This time was booked with a link that was not for it; please book again "
                        "through the builder's profile."},
@@ -162,9 +162,7 @@ def _canceled_before_created(session: Session, hook: CalendlyWebhook) -> Calendl
     would wait for a payment for a slot Calendly has already freed. A reschedule's cancel half
     (rescheduled=true) is not a cancellation of the booking.
     """
-    from core.services.webhook_ingest import MAX_DEDUPE_KEY  # late: webhook_ingest imports us
-
-    key = bounded_key(f"calendly:invitee.canceled:{hook.invitee_uri}", MAX_DEDUPE_KEY)
+    key = calendly_event_key("invitee.canceled", hook.invitee_uri)
     raw = session.execute(select(WebhookEvent.raw_body).where(
         WebhookEvent.dedupe_key == key, WebhookEvent.signature_valid.is_(True))).scalar_one_or_none()
     if raw is None:

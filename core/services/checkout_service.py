@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from core.config import get_settings
 from core.db import session_scope
+from core.keys import checkout_expire_key
 from core.models import Booking, utcnow
 from core.services.booking_access import with_token
 from core.services.outbox import enqueue
@@ -102,7 +103,7 @@ def open_checkout(engine: Engine, booking_id: str, gateway: StripeGateway | None
 
 
 def _expire_checkout_later(session: Session, booking: Booking, checkout_id: str) -> None:
-    enqueue(session, "stripe_expire_checkout", f"checkout-expire:{checkout_id}",
+    enqueue(session, "stripe_expire_checkout", checkout_expire_key(checkout_id),
             {"checkout_session_id": checkout_id}, booking_id=booking.id)
 
 

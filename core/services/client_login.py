@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from core.config import get_settings
 from core.emails import normalize_email
 from core.errors import DomainError
+from core.keys import magic_link_key
 from core.models import LoginToken, Notification, utcnow
 from core.security import hash_token
 from core.services.outbox import enqueue
@@ -37,7 +38,7 @@ def send_magic_link(session: Session, email: str, next_url: str | None, *, remem
     notification = Notification(
         kind="magic_link", to_email=email, subject="Your sign-in link",
         body=f"Sign in to book your session:\n{link}\nThe link works once, for 20 minutes.",
-        dedupe_key=f"magic:{hash_token(token)}")
+        dedupe_key=magic_link_key(hash_token(token)))
     session.add(notification)
     session.flush()
     enqueue(session, "notify", notification.dedupe_key, {"notification_id": notification.id})

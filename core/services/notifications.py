@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from core.db import insert_ignore
-from core.keys import bounded_key
+from core.keys import notification_key
 from core.models import Booking, Notification, utcnow
 from core.money import format_amount
 from core.services import booking_access
@@ -62,7 +62,7 @@ def notify(session: Session, booking: Booking, kind: str, *, to: str | None = No
     """Store the message and queue its delivery; `dedupe` distinguishes repeats of one kind."""
     to_email = to or booking.client.email
     subject, body = _templates(booking, kind, extra)
-    key = bounded_key(f"notify:{booking.id}:{kind}:{to_email}:{dedupe}", 255)  # it is the outbox key too
+    key = notification_key(booking.id, kind, to_email, dedupe)  # it is the outbox key too
     notification_id = insert_ignore(
         session, Notification.__table__,
         {"booking_id": booking.id, "kind": kind, "to_email": to_email, "subject": subject,

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from core.db import insert_ignore, session_scope
-from core.keys import bounded_key
+from core.keys import outbox_key
 from core.errors import DomainError, NotFound
 from core.models import OutboxEntry, utcnow
 
@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 
 LEASE = timedelta(seconds=60)
 MAX_ATTEMPTS = 12  # with exponential backoff capped at an hour: about a day of retrying
-MAX_IDEMPOTENCY_KEY = 255  # the column, and Stripe's limit for Idempotency-Key
 
 
 class PermanentFailure(Exception):
@@ -45,7 +44,7 @@ def enqueue(
         session, OutboxEntry.__table__,
         {"kind": kind, "payload": payload, "booking_id": booking_id,
          # Keys built from outside input (an email, a URI, a provider's id) are hashed to fit.
-         "idempotency_key": bounded_key(idempotency_key, MAX_IDEMPOTENCY_KEY),
+         "idempotency_key": outbox_key(idempotency_key),
          "status": "pending", "attempts": 0, "next_attempt_at": utcnow(), "created_at": utcnow()},
         ["idempotency_key"],
     )

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from core.db import insert_ignore, session_scope
+from core.keys import calendly_cancel_key, refund_sync_key, refused_payment_refund_key
 from core.models import Booking, Payment, Refund, utcnow
 from core.money import MoneyError, format_amount
 from core.services.notifications import notify
@@ -115,7 +116,7 @@ def _refuse_payment(session: Session, booking: Booking, checkout: dict, why: str
     if checkout.get("payment_status") == "unpaid" or not intent_id:
         record(session, booking, cause=PAYMENT_MISMATCH, actor=actor, details=details)
         return Outcome("processed", booking.id, f"payment refused: {why}")
-    queued = enqueue(session, "stripe_refund_refused_payment", f"refund-refused:{intent_id}",
+    queued = enqueue(session, "stripe_refund_refused_payment", refused_payment_refund_key(intent_id),
                      {"payment_intent": intent_id, "booking_id": booking.id, "reason": why},
                      booking_id=booking.id)
     if queued is None:
@@ -142,7 +143,7 @@ def expire_locked(session: Session, booking: Booking, *, actor: str, cause: str)
     transition(session, booking, S.EXPIRED, cause=cause, actor=actor)
     booking.hold_expires_at = None
     if booking.calendly_event_uri:
-        enqueue(session, "calendly_cancel", f"calendly-cancel:{booking.calendly_event_uri}",
+        enqueue(session, "calendly_cancel", calendly_cancel_key(booking.calendly_event_uri),
                 {"builder_id": booking.builder_id, "event_uri": booking.calendly_event_uri,
                  "reason": "Payment was not completed in time; the slot is released."},
                 booking_id=booking.id)
@@ -216,7 +217,7 @@ def queue_refund_sync(session: Session, charge: dict, event_id: str) -> Outcome:
     ).scalar_one_or_none()
     if payment is None:
         return Outcome("unmatched", note="charge for a payment we do not know")
-    enqueue(session, "stripe_sync_refunds", f"refund-sync:{event_id}",
+    enqueue(session, "stripe_sync_refunds", refund_sync_key(event_id),
             {"payment_intent": intent}, booking_id=payment.booking_id)
     return Outcome("processed", payment.booking_id, "refund sync queued")
 

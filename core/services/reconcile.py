@@ -19,6 +19,7 @@ from sqlalchemy import Engine, select
 from core.calendly import CalendlyAPIError, CalendlyError, parse_calendly_webhook
 from core.config import get_settings
 from core.db import session_scope
+from core.keys import stripe_event_key
 from core.models import Booking, Builder, Refund, SystemState, utcnow
 from core.providers import calendly_for
 from core.services import payment_events, slot_binding
@@ -60,7 +61,7 @@ def reconcile_stripe_events(engine: Engine, gateway: StripeGateway | None = None
     newest = since
     for data in gateway.events(payment_events.STRIPE_EVENTS, created_since=since):
         raw = json.dumps(data).encode()
-        result = process(engine, "stripe", raw, RECONCILE_HEADERS, f"stripe:{data['id']}", data["type"], data)
+        result = process(engine, "stripe", raw, RECONCILE_HEADERS, stripe_event_key(data["id"]), data["type"], data)
         counts[result.outcome] = counts.get(result.outcome, 0) + 1
         newest = max(newest, int(data["created"]))
     _save_checkpoint(engine, newest)

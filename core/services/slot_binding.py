@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from core.calendly import CalendlyAPIError, CalendlyWebhook
 from core.db import session_scope
+from core.keys import calendly_cancel_key
 from core.models import Booking, BookingHistory, Builder, SessionType
 from core.providers import calendly_for
 from core.services import checkout_service
@@ -127,7 +128,7 @@ def release_mismatched_slot(session: Session, booking: Booking, *, event_type_ur
     booking.hold_expires_at = None
     checkout_service.close_checkout(session, booking)
     if booking.calendly_event_uri:
-        enqueue(session, "calendly_cancel", f"calendly-cancel:{booking.calendly_event_uri}",
+        enqueue(session, "calendly_cancel", calendly_cancel_key(booking.calendly_event_uri),
                 {"builder_id": owner.id if owner else None, "event_uri": booking.calendly_event_uri,
                  "reason": "This time was booked with a link that was not for it; please book again "
                            "through the builder's profile."},

@@ -20,7 +20,7 @@ from core.calendly import (
 )
 from core.config import get_settings
 from core.db import insert_ignore, session_scope
-from core.keys import bounded_key
+from core.keys import calendly_unhandled_key, stripe_event_key, webhook_dedupe_key
 from core.models import WebhookEvent, utcnow
 from core.services import slot_binding
 from core.services.booking_service import CALENDLY_EVENTS
@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 
 FINISHED = ("processed", "ignored", "unmatched", "stray")
 KEPT_HEADERS = ("content-type", "user-agent", "calendly-webhook-signature", "stripe-signature")
-MAX_DEDUPE_KEY = 600  # webhook_events.dedupe_key
 
 
 @dataclass(frozen=True)
@@ -108,7 +107,7 @@ def _unhandled_calendly(raw: bytes):
     ref = payload.get("uri") if isinstance(payload, dict) else None
     if not isinstance(ref, str) or not ref or "\x00" in ref:
         ref = hashlib.sha256(raw).hexdigest()
-    return f"calendly:{name}:{ref}"[:600], name, UnhandledCalendlyEvent(name)
+    return calendly_unhandled_key(name, ref), name, UnhandledCalendlyEvent(name)
 
 
 def _stripe_parse(raw: bytes):
@@ -122,7 +121,7 @@ def _stripe_parse(raw: bytes):
         raise PayloadError("not a Stripe event (id, type and data.object are required)")
     # Every field its handler reads, so a bad one is a 422, not a 500.
     check_stripe_event(event, paid_checkout_events=PAID_CHECKOUT_EVENTS)
-    return f"stripe:{event['id']}", event["type"], event
+    return stripe_event_key(event["id"]), event["type"], event
 
 
 def _calendly_dispatch(session: Session, hook) -> Outcome:
@@ -176,7 +175,7 @@ def ingest(engine: Engine, provider: str, raw: bytes, headers: dict[str, str]) -
 def process(engine: Engine, provider: str, raw: bytes, headers: dict, dedupe_key: str,
             event_type: str, parsed) -> IngestResult:
     _parse, dispatch = PROVIDERS[provider]
-    dedupe_key = bounded_key(dedupe_key, MAX_DEDUPE_KEY)
+    dedupe_key = webhook_dedupe_key(dedupe_key)
     try:
         if isinstance(parsed, CalendlyWebhook):
             # Outside the transaction: it may read the scheduled event from Calendly's API.

@@ -15,12 +15,11 @@ from functools import lru_cache
 import stripe
 
 from core.config import get_settings
-from core.keys import bounded_key
+from core.keys import checkout_expire_key, checkout_key
 
 # Seconds to wait for one Stripe answer. The SDK's default (80 s, times its retries) would hold a
 # client's payment page for minutes while Stripe hangs; refunds are retried by the outbox anyway.
 STRIPE_TIMEOUT_SECONDS = 20.0
-MAX_IDEMPOTENCY_KEY = 255  # Stripe's limit for Idempotency-Key (and our outbox column)
 
 
 class StripeGatewayError(Exception):
@@ -68,15 +67,6 @@ def _call(fn, *args, **kwargs):
                             code=error.code, reason=error.user_message) from None
 
 
-def checkout_key(booking_id: str, expires_at: int) -> str:
-    """One Checkout Session per booking and hold: a retried creation gets the same session back."""
-    return bounded_key(f"checkout:{booking_id}:{expires_at}", MAX_IDEMPOTENCY_KEY)
-
-
-def expire_key(checkout_id: str) -> str:
-    return bounded_key(f"checkout-expire:{checkout_id}", MAX_IDEMPOTENCY_KEY)
-
-
 class StripeGateway:
     """Our Stripe account, as the services need it. `client` is the SDK client (tests pass one
     that counts or fails calls); by default the one built from our settings."""
@@ -110,7 +100,7 @@ class StripeGateway:
             return current
         try:
             return _call(self._client.v1.checkout.sessions.expire, checkout_id,
-                         options={"idempotency_key": expire_key(checkout_id)}).to_dict()
+                         options={"idempotency_key": checkout_expire_key(checkout_id)}).to_dict()
         except StripeRefused:
             after = self.checkout(checkout_id, with_payment_intent=with_payment_intent)
             if after.get("status") == "open":
@@ -150,4 +140,4 @@ def stripe_gateway() -> StripeGateway:
 
 
 __all__ = ["StripeGateway", "StripeGatewayError", "StripeUnavailable", "StripeRefused", "stripe_gateway",
-           "stripe_client", "STRIPE_TIMEOUT_SECONDS", "checkout_key", "expire_key"]
+           "stripe_client", "STRIPE_TIMEOUT_SECONDS"]
