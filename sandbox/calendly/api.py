@@ -77,6 +77,16 @@ def owned_user(state: CalendlyState, user: User, value: Any, parameter: str = "u
 
 
 # ---------------------------------------------------------------- users
+def _one(request: Request, collection: str, uuid: str, to_json: str) -> dict:
+    """`GET /{collection}/{uuid}`: the resource as JSON, or Calendly's 404."""
+    state = get_state(request)
+    with state.lock:
+        found = getattr(state.data, collection).get(uuid.lower())
+        if found is None:
+            raise not_found()
+        return {"resource": getattr(state, to_json)(found)}
+
+
 @router.get("/users/me")
 def users_me(request: Request, user: User = Depends(auth)):
     return {"resource": get_state(request).user_json(user)}
@@ -84,12 +94,7 @@ def users_me(request: Request, user: User = Depends(auth)):
 
 @router.get("/users/{user_uuid}")
 def users_get(user_uuid: str, request: Request, user: User = Depends(auth)):
-    state = get_state(request)
-    with state.lock:
-        found = state.data.users.get(user_uuid.lower())
-        if found is None:
-            raise not_found()
-        return {"resource": state.user_json(found)}
+    return _one(request, "users", user_uuid, "user_json")
 
 
 # ---------------------------------------------------------------- event types
@@ -111,12 +116,7 @@ def event_types_list(request: Request, user: User = Depends(auth)):
 
 @router.get("/event_types/{et_uuid}")
 def event_types_get(et_uuid: str, request: Request, user: User = Depends(auth)):
-    state = get_state(request)
-    with state.lock:
-        et = state.data.event_types.get(et_uuid.lower())
-        if et is None:
-            raise not_found()
-        return {"resource": state.event_type_json(et)}
+    return _one(request, "event_types", et_uuid, "event_type_json")
 
 
 # ---------------------------------------------------------------- scheduling links
@@ -296,12 +296,7 @@ def subscriptions_list(request: Request, user: User = Depends(auth)):
 
 @router.get("/webhook_subscriptions/{sub_uuid}")
 def subscriptions_get(sub_uuid: str, request: Request, user: User = Depends(auth)):
-    state = get_state(request)
-    with state.lock:
-        sub = state.data.subscriptions.get(sub_uuid.lower())
-        if sub is None:
-            raise not_found()
-        return {"resource": state.subscription_json(sub)}
+    return _one(request, "subscriptions", sub_uuid, "subscription_json")
 
 
 @router.delete("/webhook_subscriptions/{sub_uuid}", status_code=204)

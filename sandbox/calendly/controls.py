@@ -79,11 +79,16 @@ def faults_add(request: Request, body: dict = Depends(json_body)):
     return {"fault": dict(fault)}
 
 
-@router.get("/faults")
-def faults_list(request: Request):
+def _copy_of(request: Request, name: str) -> dict:
+    """`{name: a copy of that part of the state}`, read under the lock."""
     state = get_state(request)
     with state.lock:
-        return {"faults": copy.deepcopy(state.data.faults)}
+        return {name: copy.deepcopy(getattr(state.data, name))}
+
+
+@router.get("/faults")
+def faults_list(request: Request):
+    return _copy_of(request, "faults")
 
 
 @router.delete("/faults")
@@ -97,9 +102,7 @@ def faults_clear(request: Request):
 # ---------------------------------------------------------------- config, state, reset
 @router.get("/config")
 def config_get(request: Request):
-    state = get_state(request)
-    with state.lock:
-        return {"config": copy.deepcopy(state.data.config)}
+    return _copy_of(request, "config")
 
 
 @router.post("/config")

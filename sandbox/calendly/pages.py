@@ -137,6 +137,15 @@ def _closed_page(state: CalendlyState, inv: Invitee) -> HTMLResponse | None:
     return None
 
 
+def _open_invitee(state: CalendlyState, invitee_uuid: str) -> tuple[Invitee | None, HTMLResponse | None]:
+    """The invitee a cancel or reschedule page is about, or the page to show instead (an unknown
+    invitee, or one whose event is over or canceled)."""
+    inv = _invitee_or_none(state, invitee_uuid)
+    if inv is None:
+        return None, not_found_page()
+    return inv, _closed_page(state, inv)
+
+
 def _cancel_page(state: CalendlyState, inv: Invitee, error: str | None = None,
                  reason: str = "", status: int = 200) -> HTMLResponse:
     ev = state.data.events[inv.event_uuid]
@@ -151,22 +160,17 @@ def _cancel_page(state: CalendlyState, inv: Invitee, error: str | None = None,
 def cancel_page(invitee_uuid: str, request: Request):
     state = get_state(request)
     with state.lock:
-        inv = _invitee_or_none(state, invitee_uuid)
-        if inv is None:
-            return not_found_page()
-        return _closed_page(state, inv) or _cancel_page(state, inv)
+        inv, instead = _open_invitee(state, invitee_uuid)
+        return instead or _cancel_page(state, inv)
 
 
 @router.post("/cancellations/{invitee_uuid}")
 def cancel_submit(invitee_uuid: str, request: Request, form: dict = Depends(form_body)):
     state = get_state(request)
     with state.lock:
-        inv = _invitee_or_none(state, invitee_uuid)
-        if inv is None:
-            return not_found_page()
-        closed = _closed_page(state, inv)
-        if closed is not None:
-            return closed
+        inv, instead = _open_invitee(state, invitee_uuid)
+        if instead is not None:
+            return instead
         _, notes = cancel_invitee(state, inv.uuid, form.get("reason"))
         ev = state.data.events[inv.event_uuid]
         details = [("What", state.data.event_types[ev.event_type_uuid].name),
@@ -194,22 +198,17 @@ def _reschedule_page(state: CalendlyState, inv: Invitee, error: str | None = Non
 def reschedule_page(invitee_uuid: str, request: Request):
     state = get_state(request)
     with state.lock:
-        inv = _invitee_or_none(state, invitee_uuid)
-        if inv is None:
-            return not_found_page()
-        return _closed_page(state, inv) or _reschedule_page(state, inv)
+        inv, instead = _open_invitee(state, invitee_uuid)
+        return instead or _reschedule_page(state, inv)
 
 
 @router.post("/reschedulings/{invitee_uuid}")
 def reschedule_submit(invitee_uuid: str, request: Request, form: dict = Depends(form_body)):
     state = get_state(request)
     with state.lock:
-        inv = _invitee_or_none(state, invitee_uuid)
-        if inv is None:
-            return not_found_page()
-        closed = _closed_page(state, inv)
-        if closed is not None:
-            return closed
+        inv, instead = _open_invitee(state, invitee_uuid)
+        if instead is not None:
+            return instead
         try:
             result = reschedule(state, inv.uuid, form.get("start_time") or "INVALID")
         except CalendlyError as error:
