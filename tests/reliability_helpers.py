@@ -20,7 +20,7 @@ from core.models import (
 )
 # PYTHON, Process and wait_healthy are also the tests' (imported from here with the helpers below).
 from devtools.processes import PYTHON, Process, free_port, service_env, wait_healthy, web_command  # noqa: F401
-from tests.webhook_helpers import calendly_headers, stripe_headers
+from tests.webhook_helpers import calendly_headers, settle, stripe_headers
 
 
 # ---------------------------------------------------------------- provider switches and records
@@ -30,6 +30,18 @@ def delivery(live, *, calendly: str | None = None, stripe: str | None = None) ->
         assert live.calendly_sandbox("POST", "/config", {"webhook_delivery": calendly}).status_code == 200
     if stripe:
         assert live.stripe_sandbox("POST", "/config", {"webhook_delivery": stripe}).status_code == 200
+
+
+def paid_then_quiet(live, start: str) -> tuple[str, dict, str]:
+    """A booking scheduled at `start` and paid, then both stand-ins' deliveries switched off so the
+    test delivers what follows itself: (booking id, the stand-in's booking answer, payment intent)."""
+    booking_id, url = live.start_booking(live.signed_in_client())
+    answer = live.pick_slot(url, start)
+    live.pay(booking_id)
+    settle(live)
+    intent = live.booking(booking_id)["stripe_payment_intent_id"]
+    delivery(live, calendly="off", stripe="off")
+    return booking_id, answer, intent
 
 
 def calendly_envelope(live, event: str, invitee_uri: str) -> dict:
@@ -111,6 +123,16 @@ def deliver(live, provider: str, body: dict, *, times: int, concurrent: bool,
     return all_at_once(times, post)
 
 
+def in_threads(workers: int, run, *, name: str, timeout: float) -> None:
+    """Run `run(index)` in `workers` threads and wait for all; fail if one is stuck."""
+    threads = [threading.Thread(target=run, args=(i,), name=f"{name}-{i}") for i in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+    assert not any(t.is_alive() for t in threads), f"a thread ({name}) is stuck"
+
+
 def all_at_once(workers: int, body) -> list:
     """Run body(i) in `workers` threads released together by a barrier; re-raise any failure."""
     barrier = threading.Barrier(workers, timeout=30)
@@ -124,12 +146,7 @@ def all_at_once(workers: int, body) -> list:
         except BaseException as error:  # noqa: BLE001 — re-raised below
             errors.append(error)
 
-    threads = [threading.Thread(target=run, args=(i,), name=f"at-once-{i}") for i in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a concurrent request is stuck"
+    in_threads(workers, run, name="at-once", timeout=120)
     if errors:
         raise errors[0]
     return results

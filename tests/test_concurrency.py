@@ -20,6 +20,7 @@ from core.services.transitions import lock_booking, transition
 from core.states import BookingStatus as S
 from core.states import IllegalTransition
 from tests.factories import count, make_booking, paid_checkout
+from tests.reliability_helpers import in_threads
 
 HOLD = 0.3  # seconds the winner keeps its transaction open, so the loser really has to wait
 
@@ -35,12 +36,7 @@ def race(workers: int, body: Callable[[int, threading.Barrier], object]) -> list
         except BaseException as error:  # noqa: BLE001 — the test inspects it
             results[index] = ("error", error)
 
-    threads = [threading.Thread(target=run, args=(i,), name=f"racer-{i}") for i in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads), "a racer is stuck"
+    in_threads(workers, run, name="racer", timeout=60)
     return results
 
 

@@ -31,7 +31,7 @@ from core.services.booking_access import payment_path
 from core.services.outbox import enqueue
 from core.services.side_effects import EXECUTORS
 from tests.reliability_helpers import (
-    PYTHON, Process, all_at_once, calendly_envelope, deliver, delivery, new_items,
+    PYTHON, Process, all_at_once, paid_then_quiet, calendly_envelope, deliver, delivery, new_items,
     one_processed_rest_duplicate, rows_per_key, snapshot, stand_in_refunds, stand_in_sessions,
     start_web, stripe_event, system_env, wait_healthy,
 )
@@ -117,12 +117,7 @@ def test_twenty_payment_page_loads_on_four_processes_open_one_checkout_session(l
 
 @pytest.mark.slow
 def test_twenty_cancellations_of_a_paid_booking_on_four_processes_refund_once(live, cluster):
-    booking_id, url = live.start_booking(live.signed_in_client())
-    answer = live.pick_slot(url, future_slot(days=4, hour=9))
-    live.pay(booking_id)
-    settle(live)
-    intent = live.booking(booking_id)["stripe_payment_intent_id"]
-    delivery(live, calendly="off", stripe="off")
+    booking_id, answer, intent = paid_then_quiet(live, future_slot(days=4, hour=9))
     live.calendly_sandbox("POST", f"/invitees/{answer['invitee_uuid']}/cancel", {})
     envelope = calendly_envelope(live, "invitee.canceled", answer["invitee"])
 

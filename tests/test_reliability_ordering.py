@@ -33,7 +33,7 @@ from core.db import session_scope
 from core.models import SessionType
 from core.services.reconcile import reconcile
 from tests.reliability_helpers import (
-    calendly_envelope, checkout_via_page, deliver, delivery, payment_page, rows_per_key, snapshot, stand_in_refunds, stand_in_sessions,
+    calendly_envelope, checkout_via_page, deliver, delivery, paid_then_quiet, payment_page, rows_per_key, snapshot, stand_in_refunds, stand_in_sessions,
     stripe_event,
 )
 from tests.webhook_helpers import future_slot, payments, refunds, settle
@@ -216,12 +216,7 @@ def test_a_reschedule_in_either_order_and_duplicated_moves_the_same_paid_booking
 def test_a_rescheduled_booking_canceled_at_its_new_time_in_any_arrival_order_is_refunded(live, order):
     """Rescheduled, then the new slot canceled: CANCELED and refunded by policy however the
     three deliveries are ordered (the new invitee's cancellation may come before its creation)."""
-    booking_id, url = live.start_booking(live.signed_in_client())
-    answer = live.pick_slot(url, future_slot(days=3, hour=10))
-    live.pay(booking_id)
-    settle(live)
-    intent = live.booking(booking_id)["stripe_payment_intent_id"]
-    delivery(live, calendly="off", stripe="off")
+    booking_id, answer, intent = paid_then_quiet(live, future_slot(days=3, hour=10))
     moved = live.calendly_sandbox("POST", f"/invitees/{answer['invitee_uuid']}/reschedule",
                                   {"start_time": future_slot(days=5, hour=13)}).json()
     live.calendly_sandbox("POST", f"/invitees/{moved['invitee_uuid']}/cancel", {"reason": "Cannot make it"})
