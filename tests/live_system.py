@@ -123,6 +123,13 @@ class LiveSystem:
         assert paid.status_code == 200, paid.text
         return checkout_id
 
+    def let_checkout_expire(self, booking_id: str) -> str:
+        """The client never pays: Stripe expires the booking's Checkout Session now; its id."""
+        checkout_id = self.checkout(booking_id)
+        expired = self.stripe_sandbox("POST", f"/checkout/{checkout_id}/expire-now")
+        assert expired.status_code == 200, expired.text
+        return checkout_id
+
     def drain(self):
         from core.worker import drain_outbox
         return drain_outbox(self.engine, limit=500)

@@ -75,42 +75,41 @@ def counts(engine) -> dict[str, int]:
                 (("history", BookingHistory), ("outbox", OutboxEntry), ("payments", Payment))}
 
 
+def _signature_header(name: str, header: str | None) -> dict[str, str]:
+    headers = {"Content-Type": "application/json"}
+    if header is not None:
+        headers[name] = header
+    return headers
+
+
+def _unreadable(now: int) -> dict[str, str | None]:
+    """Signature headers no signer writes, the same for both providers."""
+    return {"missing": None, "empty": "", "malformed": "this is not a signature", "malformed_no_v1": f"t={now}",
+            "malformed_timestamp": f"t=yesterday,v1={'0' * 64}"}
+
+
 def calendly_signature(raw: bytes, case: str) -> dict[str, str]:
     now = int(time.time())
     header = {
-        "missing": None,
-        "empty": "",
-        "malformed": "this is not a signature",
-        "malformed_no_v1": f"t={now}",
-        "malformed_timestamp": f"t=yesterday,v1={'0' * 64}",
+        **_unreadable(now),
         "wrong_key": sign_calendly_payload(raw, "somebody-elses-key"),
         "stale": sign_calendly_payload(raw, CALENDLY_KEY, now - 600),
         "from_the_future": sign_calendly_payload(raw, CALENDLY_KEY, now + 600),
         "body_changed": sign_calendly_payload(raw.replace(b"Casey", b"Mallory"), CALENDLY_KEY),
     }[case]
-    headers = {"Content-Type": "application/json"}
-    if header is not None:
-        headers["Calendly-Webhook-Signature"] = header
-    return headers
+    return _signature_header("Calendly-Webhook-Signature", header)
 
 
 def stripe_signature(raw: bytes, case: str) -> dict[str, str]:
     text, now = raw.decode(), int(time.time())
     header = {
-        "missing": None,
-        "empty": "",
-        "malformed": "this is not a signature",
-        "malformed_no_v1": f"t={now}",
-        "malformed_timestamp": f"t=yesterday,v1={'0' * 64}",
+        **_unreadable(now),
         "wrong_key": stripe.WebhookSignature.generate_signature_header(text, "whsec_somebody_else"),
         "stale": stripe.WebhookSignature.generate_signature_header(text, STRIPE_SECRET, timestamp=now - 400),
         "body_changed": stripe.WebhookSignature.generate_signature_header(
             text.replace('"paid"', '"unpaid"'), STRIPE_SECRET),
     }[case]
-    headers = {"Content-Type": "application/json"}
-    if header is not None:
-        headers["Stripe-Signature"] = header
-    return headers
+    return _signature_header("Stripe-Signature", header)
 
 
 def assert_only_rejections(engine, n: int, provider: str) -> None:

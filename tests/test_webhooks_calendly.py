@@ -222,8 +222,7 @@ def test_cancellation_inside_the_full_refund_window_follows_the_policy(live, no_
 def test_invitee_canceled_for_a_finished_booking_is_ignored(live):
     """Expired first; our own cancellation of its Calendly event then comes back as invitee.canceled."""
     booking_id, answer = scheduled(live)
-    checkout_id = live.checkout(booking_id)
-    live.stripe_sandbox("POST", f"/checkout/{checkout_id}/expire-now")
+    live.let_checkout_expire(booking_id)
     settle(live)
 
     assert live.status(booking_id) == "EXPIRED"

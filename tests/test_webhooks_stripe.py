@@ -104,9 +104,7 @@ def test_a_delayed_payment_that_fails_expires_the_booking_and_frees_the_slot(liv
 
 def test_an_expired_checkout_expires_the_booking_and_cancels_the_calendly_event(live):
     booking_id, answer = scheduled(live)
-    checkout_id = live.checkout(booking_id)
-
-    live.stripe_sandbox("POST", f"/checkout/{checkout_id}/expire-now")
+    live.let_checkout_expire(booking_id)
     settle(live)
 
     assert live.status(booking_id) == "EXPIRED"
