@@ -28,6 +28,16 @@ def make_user(session: Session, email: str, password: str, role: str, builder: B
     return user
 
 
+def make_admin_and_builders(session: Session, *, ada_timezone: str = "UTC") -> tuple[Builder, Builder]:
+    """The admin, and builders Ada and Bo, each with a dashboard account: (ada, bo)."""
+    make_user(session, ADMIN_EMAIL, ADMIN_PASSWORD, "admin")
+    ada = make_builder(session, name="Ada", email="ada@test", timezone=ada_timezone)
+    bo = make_builder(session, name="Bo", email="bo@test")
+    make_user(session, "ada@test", BUILDER_PASSWORD, "builder", ada)
+    make_user(session, "bo@test", BUILDER_PASSWORD, "builder", bo)
+    return ada, bo
+
+
 def make_booking(
     session: Session, session_type: SessionType, client: Client, status: S, *,
     created_at: datetime | None = None, start_time: datetime | None = None, paid_at: datetime | None = None,

@@ -15,7 +15,7 @@ from core.auth import Viewer, authenticate
 from core.services.booking_view import booking_json
 from core.states import BookingStatus as S
 from tests.dashboard_helpers import (
-    ADMIN_EMAIL, ADMIN_PASSWORD, BUILDER_PASSWORD, make_booking, make_builder, make_client,
+    make_admin_and_builders, ADMIN_EMAIL, ADMIN_PASSWORD, BUILDER_PASSWORD, make_booking, make_builder, make_client,
     make_failed_webhook, make_outbox, make_session_type, make_user,
 )
 
@@ -32,11 +32,7 @@ def _fresh_streamlit_caches(streamlit_caches_cleared):
 def shop(engine):
     """An admin; builders Ada (USD) and Bo (EUR) with a paid, a pending and a paid booking."""
     with session_scope(engine) as s:
-        make_user(s, ADMIN_EMAIL, ADMIN_PASSWORD, "admin")
-        ada = make_builder(s, name="Ada", email="ada@test", timezone="Europe/London")
-        bo = make_builder(s, name="Bo", email="bo@test")
-        make_user(s, "ada@test", BUILDER_PASSWORD, "builder", ada)
-        make_user(s, "bo@test", BUILDER_PASSWORD, "builder", bo)
+        ada, bo = make_admin_and_builders(s, ada_timezone="Europe/London")
         hour = make_session_type(s, ada, name="Pairing hour", price_cents=10000, currency="USD")
         review = make_session_type(s, bo, name="Review", price_cents=8000, currency="EUR")
         alice = make_client(s, name="Alice Smith", email="alice@example.com")

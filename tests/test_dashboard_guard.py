@@ -18,8 +18,8 @@ from core.models import utcnow
 from core.auth import authenticate
 from core.states import BookingStatus as S
 from tests.dashboard_helpers import (
-    ADMIN_EMAIL, ADMIN_PASSWORD, BUILDER_PASSWORD, make_booking, make_builder, make_client,
-    make_failed_webhook, make_outbox, make_session_type, make_user,
+    ADMIN_EMAIL, ADMIN_PASSWORD, BUILDER_PASSWORD, make_admin_and_builders, make_booking, make_client,
+    make_failed_webhook, make_outbox, make_session_type,
 )
 
 APP = "../dashboard/streamlit_app.py"
@@ -36,10 +36,7 @@ def _fresh_streamlit_caches(streamlit_caches_cleared):
 def shop(engine):
     """An admin, builders Ada and Bo, Bo's client with a paid and a pending booking, a failure."""
     with session_scope(engine) as s:
-        make_user(s, ADMIN_EMAIL, ADMIN_PASSWORD, "admin")
-        ada = make_builder(s, name="Ada", email="ada@test")
-        bo = make_builder(s, name="Bo", email="bo@test")
-        make_user(s, "ada@test", BUILDER_PASSWORD, "builder", ada)
+        _ada, bo = make_admin_and_builders(s)
         review = make_session_type(s, bo, name="Secret review", price_cents=8000, currency="EUR")
         zed = make_client(s, name="Zed Secretclient", email="zed@example.com")
         now = utcnow()
