@@ -132,6 +132,17 @@ def report(name: str, provider: str, engine, tally: Tally) -> None:
           f"outcomes={tally.outcomes}")
 
 
+def run_and_check(attempt, name: str, provider: str, engine, tally: Tally, *,
+                  only_rejections: bool | None = None) -> None:
+    """Run the generated cases, print what they reached, and check that none got a 5xx (and,
+    unless `only_rejections` is None, that the ledgers are sound)."""
+    attempt()
+    report(name, provider, engine, tally)
+    assert tally.server_errors() == 0
+    if only_rejections is not None:
+        assert_ledgers(engine, tally, only_rejections=only_rejections)
+
+
 def stored_outcomes(engine) -> dict[str, int]:
     with session_scope(engine, read_only=True) as session:
         return dict(session.execute(
@@ -374,10 +385,7 @@ def test_arbitrary_json_with_garbage_signatures_is_rejected(fuzz, provider):
         signature = data.draw(garbage_signature(provider, raw))
         assert_rejected(send(client, provider, raw, headers_with(provider, signature), tally), len(raw))
 
-    attempt()
-    report("unsigned_json", provider, engine, tally)
-    assert tally.server_errors() == 0
-    assert_ledgers(engine, tally, only_rejections=True)
+    run_and_check(attempt, "unsigned_json", provider, engine, tally, only_rejections=True)
 
 
 @PROVIDERS
@@ -394,10 +402,7 @@ def test_mutated_real_envelopes_without_a_valid_signature_are_rejected(fuzz, pro
         assert_rejected(send(client, provider, raw, headers_with(provider, signature, name_case=name_case), tally),
                         len(raw))
 
-    attempt()
-    report("unsigned_envelopes", provider, engine, tally)
-    assert tally.server_errors() == 0
-    assert_ledgers(engine, tally, only_rejections=True)
+    run_and_check(attempt, "unsigned_envelopes", provider, engine, tally, only_rejections=True)
 
 
 @PROVIDERS
@@ -413,10 +418,7 @@ def test_random_bytes_and_wrong_content_types_are_rejected(fuzz, provider):
         assert_rejected(send(client, provider, raw, headers_with(provider, signature, content_type), tally),
                         len(raw))
 
-    attempt()
-    report("raw_bytes_and_content_types", provider, engine, tally)
-    assert tally.server_errors() == 0
-    assert_ledgers(engine, tally, only_rejections=True)
+    run_and_check(attempt, "raw_bytes_and_content_types", provider, engine, tally, only_rejections=True)
 
 
 @PROVIDERS
@@ -436,10 +438,7 @@ def test_garbage_signature_headers_on_a_genuine_looking_body_are_rejected(fuzz, 
         headers += [(SIGNATURE_HEADERS[provider].encode(), s) for s in signatures if s is not None]
         assert_rejected(send(client, provider, raw, headers, tally))
 
-    attempt()
-    report("garbage_signatures", provider, engine, tally)
-    assert tally.server_errors() == 0
-    assert_ledgers(engine, tally, only_rejections=True)
+    run_and_check(attempt, "garbage_signatures", provider, engine, tally, only_rejections=True)
 
 
 @PROVIDERS
@@ -463,10 +462,7 @@ def test_empty_and_oversized_bodies(fuzz, provider):
         else:
             assert_rejected(response)
 
-    attempt()
-    report("body_sizes", provider, engine, tally)
-    assert tally.server_errors() == 0
-    assert_ledgers(engine, tally, only_rejections=True)
+    run_and_check(attempt, "body_sizes", provider, engine, tally, only_rejections=True)
 
 
 # ---------------------------------------------------------------- correctly signed, but wrong
@@ -497,10 +493,7 @@ def test_signed_but_mutated_envelopes_are_never_processed(fuzz, provider):
         raw = encode(doc, ensure_ascii)
         assert_signed_answer(send(client, provider, raw, signed_headers(provider, raw), tally), len(raw))
 
-    attempt()
-    report("signed_mutated", provider, engine, tally)
-    assert tally.server_errors() == 0
-    assert_ledgers(engine, tally, only_rejections=False)
+    run_and_check(attempt, "signed_mutated", provider, engine, tally, only_rejections=False)
     with session_scope(engine, read_only=True) as session:
         invalid = session.execute(select(WebhookEvent).where(WebhookEvent.outcome == "invalid")).scalars().all()
     assert all(row.dedupe_key is None and row.signature_valid and row.error for row in invalid)
@@ -612,10 +605,7 @@ def test_signed_deliveries_with_a_broken_field_for_a_real_booking_are_422(fuzz, 
         # Unhandled event names (a broken `event`/`type`) are kept and ignored; everything else is refused.
         assert outcome in ("invalid", "ignored", "duplicate"), (_path, outcome)
 
-    attempt()
-    report("signed_broken_fields", provider, engine, tally)
-    assert tally.server_errors() == 0
-    assert_ledgers(engine, tally, only_rejections=False)
+    run_and_check(attempt, "signed_broken_fields", provider, engine, tally, only_rejections=False)
     assert booking_states(engine, real_booking["ids"]) == before
     # The untouched deliveries still work afterwards: nothing was poisoned (dedupe keys included).
     for doc in ([real_booking["calendly"]] if provider == "calendly" else real_booking["stripe"][:1]):
@@ -689,9 +679,7 @@ def test_signed_mutations_of_deliveries_for_real_rows_never_answer_5xx(fuzz, rea
         outcome = response.json()["outcome"]
         assert ANY_HANDLED.get(outcome) == response.status_code, (response.status_code, response.text)
 
-    attempt()
-    report("signed_mutated_real_rows", provider, engine, tally)
-    assert tally.server_errors() == 0
+    run_and_check(attempt, "signed_mutated_real_rows", provider, engine, tally)
     assert "failed" not in stored_outcomes(engine)
 
 
