@@ -146,6 +146,14 @@ def _open_invitee(state: CalendlyState, invitee_uuid: str) -> tuple[Invitee | No
     return inv, _closed_page(state, inv)
 
 
+def _invitee_page(request: Request, invitee_uuid: str, page) -> HTMLResponse:
+    """GET of a cancel or reschedule page: `page(state, invitee)`, or the page to show instead."""
+    state = get_state(request)
+    with state.lock:
+        inv, instead = _open_invitee(state, invitee_uuid)
+        return instead or page(state, inv)
+
+
 def _cancel_page(state: CalendlyState, inv: Invitee, error: str | None = None,
                  reason: str = "", status: int = 200) -> HTMLResponse:
     ev = state.data.events[inv.event_uuid]
@@ -158,10 +166,7 @@ def _cancel_page(state: CalendlyState, inv: Invitee, error: str | None = None,
 
 @router.get("/cancellations/{invitee_uuid}", response_class=HTMLResponse)
 def cancel_page(invitee_uuid: str, request: Request):
-    state = get_state(request)
-    with state.lock:
-        inv, instead = _open_invitee(state, invitee_uuid)
-        return instead or _cancel_page(state, inv)
+    return _invitee_page(request, invitee_uuid, _cancel_page)
 
 
 @router.post("/cancellations/{invitee_uuid}")
@@ -196,10 +201,7 @@ def _reschedule_page(state: CalendlyState, inv: Invitee, error: str | None = Non
 
 @router.get("/reschedulings/{invitee_uuid}", response_class=HTMLResponse)
 def reschedule_page(invitee_uuid: str, request: Request):
-    state = get_state(request)
-    with state.lock:
-        inv, instead = _open_invitee(state, invitee_uuid)
-        return instead or _reschedule_page(state, inv)
+    return _invitee_page(request, invitee_uuid, _reschedule_page)
 
 
 @router.post("/reschedulings/{invitee_uuid}")
