@@ -20,7 +20,7 @@ from core.models import (
     Booking, BookingHistory, Builder, Client, DashboardUser, Payment, Refund, SessionType, utcnow,
 )
 from core.security import encrypt_secret, hash_password
-from core.states import BookingStatus as S
+from core.states import BookingStatus as S, PaymentStatus, RefundRule, RefundStatus
 from sandbox.calendly.identities import EVENT_TYPE_SPECS, sandbox_event_type_uris, sandbox_user_uri
 
 DEMO_ADMIN = ("admin@demo.test", "demo-admin-pass")
@@ -174,7 +174,7 @@ def _one_booking(rng, now, catalog, client_ids, rows, payment_id) -> int:
         rows["payments"].append({
             "id": payment_id, "booking_id": booking_id, "stripe_payment_intent_id": f"pi_demo_{booking_id[3:]}",
             "stripe_checkout_session_id": checkout, "amount_cents": price,
-            "currency": currency, "status": "succeeded",
+            "currency": currency, "status": PaymentStatus.SUCCEEDED,
             "dispute_status": "needs_response" if rng.random() < 0.003 else None, "created_at": paid_at,
         })
         refunds = []
@@ -185,8 +185,9 @@ def _one_booking(rng, now, catalog, client_ids, rows, payment_id) -> int:
         for n, amount in enumerate(refunds):
             rows["refunds"].append({
                 "payment_id": payment_id, "booking_id": booking_id, "amount_cents": amount, "currency": currency,
-                "status": "succeeded", "reason": "canceled: refund by policy" if status == S.CANCELED else
-                "Goodwill refund", "rule": "policy" if status == S.CANCELED else "manual",
+                "status": RefundStatus.SUCCEEDED,
+                "reason": "canceled: refund by policy" if status == S.CANCELED else "Goodwill refund",
+                "rule": RefundRule.POLICY if status == S.CANCELED else RefundRule.MANUAL,
                 "issued_by": "calendly:invitee" if status == S.CANCELED else "admin@demo.test",
                 "stripe_refund_id": f"re_demo_{booking_id[3:]}_{n}",
                 "created_at": paid_at + timedelta(days=1), "updated_at": paid_at + timedelta(days=1),

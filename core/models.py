@@ -15,6 +15,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from core.states import OutboxStatus, PaymentStatus, RefundStatus, WebhookOutcome
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -119,7 +121,7 @@ class Booking(Base):
     builder_id: Mapped[int] = mapped_column(ForeignKey("builders.id"))
     session_type_id: Mapped[int] = mapped_column(ForeignKey("session_types.id"), index=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
-    status: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32))  # a states.BookingStatus
     # The price is copied at booking time: a later price change does not alter a booking.
     amount_cents: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
@@ -168,7 +170,7 @@ class Payment(Base):
     stripe_checkout_session_id: Mapped[str | None] = mapped_column(String(255))
     amount_cents: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
-    status: Mapped[str] = mapped_column(String(32), default="succeeded")
+    status: Mapped[str] = mapped_column(String(32), default=PaymentStatus.SUCCEEDED)  # a states.PaymentStatus
     # Stripe's dispute status (needs_response, won, lost, ...) while a dispute exists.
     dispute_status: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -187,10 +189,10 @@ class Refund(Base):
     booking_id: Mapped[str] = mapped_column(ForeignKey("bookings.id"))
     amount_cents: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
-    # requested (decided, not yet sent) → pending | succeeded | failed | canceled (Stripe's)
-    status: Mapped[str] = mapped_column(String(32), default="requested")
+    # A states.RefundStatus: requested (decided, not yet sent), then Stripe's status for it.
+    status: Mapped[str] = mapped_column(String(32), default=RefundStatus.REQUESTED)
     reason: Mapped[str] = mapped_column(String(500), default="")
-    rule: Mapped[str] = mapped_column(String(32))  # policy, manual, late_payment, stripe_dashboard
+    rule: Mapped[str] = mapped_column(String(32))  # a states.RefundRule: why it was refunded
     issued_by: Mapped[str] = mapped_column(String(200))
     stripe_refund_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     failure_reason: Mapped[str | None] = mapped_column(Text)
@@ -234,8 +236,9 @@ class WebhookEvent(Base):
     body_sha256: Mapped[str | None] = mapped_column(String(64))
     headers: Mapped[dict[str, Any] | None]
     signature_valid: Mapped[bool] = mapped_column(Boolean)
-    # received → processed | ignored | unmatched | failed ; rejected for bad signatures
-    outcome: Mapped[str] = mapped_column(String(16), default="received")
+    # A states.WebhookOutcome: received → processed | ignored | unmatched | stray, or failed;
+    # rejected (bad signature) and invalid (unusable payload) are stored as such.
+    outcome: Mapped[str] = mapped_column(String(16), default=WebhookOutcome.RECEIVED)
     error: Mapped[str | None] = mapped_column(Text)
     booking_id: Mapped[str | None] = mapped_column(String(40), index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -249,11 +252,11 @@ class OutboxEntry(Base):
     __tablename__ = "outbox"
     __table_args__ = (Index("ix_outbox_status_next", "status", "next_attempt_at"),)
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(40))  # stripe_refund, calendly_cancel, stripe_expire, notify
+    kind: Mapped[str] = mapped_column(String(40))  # a states.OutboxKind (executors: side_effects)
     booking_id: Mapped[str | None] = mapped_column(String(40), index=True)
     payload: Mapped[dict[str, Any]]
     idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending, done, failed
+    status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.PENDING)  # a states.OutboxStatus
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_error: Mapped[str | None] = mapped_column(Text)

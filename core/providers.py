@@ -1,4 +1,5 @@
-"""Ready-made Calendly clients from our settings, one per builder (Stripe's is `core.stripe`)."""
+"""Ready-made Calendly clients from our settings, one per builder (Stripe is called through
+`core.stripe.gateway`)."""
 from __future__ import annotations
 
 from core.calendly import CalendlyClient

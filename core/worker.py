@@ -1,4 +1,6 @@
-"""The `worker` process: drains the outbox, ends overdue holds, completes past sessions.
+"""The `worker` process: drains the outbox, sends payment reminders, ends overdue holds (asking
+Stripe first), completes past sessions and prunes throttle counters at every tick; reconciles with
+Stripe and Calendly, and prunes rejected webhook deliveries, on their own schedules.
 
 Several workers may run at once: each claim takes rows with SKIP LOCKED (PostgreSQL) or under
 SQLite's single write lock, so every entry runs once at a time.

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from core.config import get_settings
+from core.states import WebhookOutcome
 
 WEBHOOK_PREFIX = "/api/webhooks/"
 API_PREFIX = "/api/"
@@ -44,7 +45,8 @@ def too_large_response(scope, limit: int) -> Response:
     path = scope["path"]
     headers = {"connection": "close"}  # the rest of the body is not read: this connection is done
     if path.startswith(WEBHOOK_PREFIX):  # the webhook endpoints' own answer shape
-        return JSONResponse({"outcome": "rejected", "detail": "body too large"}, status_code=413, headers=headers)
+        return JSONResponse({"outcome": WebhookOutcome.REJECTED, "detail": "body too large"}, status_code=413,
+                            headers=headers)
     detail = f"request body too large (at most {limit} bytes here)"
     request = Request(scope)
     if not path.startswith(API_PREFIX) and "text/html" in request.headers.get("accept", ""):

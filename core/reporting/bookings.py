@@ -27,7 +27,7 @@ from core.reporting.sql import (
     implied_by_payment_statuses, like_escaped, paid_cents_of, payment_status_of, refunded_cents_of,
 )
 from core.services.ledger import summarize
-from core.states import BookingStatus as S, PaymentState, can_cancel
+from core.states import BookingStatus as S, OutboxStatus, PaymentState, WebhookOutcome, can_cancel
 
 MAX_PAGE_SIZE = 500
 CSV_MAX_ROWS = 200_000
@@ -377,7 +377,7 @@ class OutboxRow:
 
     @property
     def retryable(self) -> bool:
-        return self.status != "done"
+        return self.status != OutboxStatus.DONE
 
 
 @dataclass(frozen=True)
@@ -403,7 +403,8 @@ def outbox_row(e: OutboxEntry) -> OutboxRow:
 def webhook_row(w: WebhookEvent) -> WebhookRow:
     return WebhookRow(w.id, w.provider, w.event_type, w.outcome, w.error, w.booking_id, w.attempts,
                       w.signature_valid, w.received_at, w.processed_at,
-                      replayable=w.signature_valid and w.dedupe_key is not None and w.outcome == "failed")
+                      replayable=(w.signature_valid and w.dedupe_key is not None
+                                  and w.outcome == WebhookOutcome.FAILED))
 
 
 def refund_row(r: Refund) -> RefundRow:
@@ -477,7 +478,7 @@ def booking_detail(session: Session, viewer: Viewer, booking_id: str) -> Booking
         select(WebhookEvent).where(or_(
             WebhookEvent.booking_id == booking_id,
             # A failed event was rolled back before it could be linked; find it by its body.
-            and_(WebhookEvent.booking_id.is_(None), WebhookEvent.outcome == "failed",
+            and_(WebhookEvent.booking_id.is_(None), WebhookEvent.outcome == WebhookOutcome.FAILED,
                  WebhookEvent.raw_body.contains(booking_id, autoescape=True)),
         )).order_by(WebhookEvent.received_at, WebhookEvent.id)
     ).scalars()

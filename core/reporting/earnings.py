@@ -18,7 +18,7 @@ from core.auth import Viewer, builder_scope
 from core.config import get_settings
 from core.models import Booking, Payment, Refund
 from core.reporting.sql import as_date, month_start
-from core.states import COMMITTED_REFUND_STATUSES
+from core.states import COMMITTED_REFUND_STATUSES, PaymentStatus
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,8 @@ def earnings_by_month(session: Session, viewer: Viewer, *, builder_id: int | Non
     percent = get_settings().platform_fee_percent
 
     pay_month = month_start(session, Payment.created_at).label("month")
-    gross = select(pay_month, Payment.currency, func.sum(Payment.amount_cents)).where(Payment.status == "succeeded")
+    gross = (select(pay_month, Payment.currency, func.sum(Payment.amount_cents))
+             .where(Payment.status == PaymentStatus.SUCCEEDED))
     refund_month = month_start(session, Refund.created_at).label("month")
     refunded = (select(refund_month, Refund.currency, func.sum(Refund.amount_cents))
                 .where(Refund.status.in_(COMMITTED_REFUND_STATUSES)))

@@ -18,8 +18,11 @@ from core.services.slot_binding import SLOT_MISMATCH, STRAY_SLOT
 from core.reporting.bookings import (
     MAX_PAGE_SIZE, OutboxRow, WebhookRow, outbox_row, webhook_row,
 )
+from core.states import OutboxStatus, RefundStatus, WebhookOutcome
 
-REFUND_STATUSES = ("requested", "pending", "succeeded", "failed", "canceled")
+# The statuses the refunds page filters by.
+REFUND_STATUSES = (RefundStatus.REQUESTED, RefundStatus.PENDING, RefundStatus.SUCCEEDED, RefundStatus.FAILED,
+                   RefundStatus.CANCELED)
 
 
 @dataclass(frozen=True)
@@ -108,9 +111,10 @@ def failed_outbox(session: Session, viewer: Viewer, *, include_retrying: bool = 
                   limit: int = 200) -> list[OutboxRow]:
     """Side effects that failed for good, and (optionally) those failing and being retried."""
     require_admin(viewer)
-    condition = OutboxEntry.status == "failed"
+    condition = OutboxEntry.status == OutboxStatus.FAILED
     if include_retrying:
-        condition = or_(condition, (OutboxEntry.status == "pending") & OutboxEntry.last_error.is_not(None))
+        retrying = (OutboxEntry.status == OutboxStatus.PENDING) & OutboxEntry.last_error.is_not(None)
+        condition = or_(condition, retrying)
     entries = session.execute(
         select(OutboxEntry).where(condition).order_by(OutboxEntry.id.desc()).limit(limit)
     ).scalars()
@@ -121,7 +125,7 @@ def failed_webhooks(session: Session, viewer: Viewer, *, limit: int = 200) -> li
     """Webhook deliveries whose processing failed (they can be reprocessed)."""
     require_admin(viewer)
     events = session.execute(
-        select(WebhookEvent).where(WebhookEvent.outcome == "failed")
+        select(WebhookEvent).where(WebhookEvent.outcome == WebhookOutcome.FAILED)
         .order_by(WebhookEvent.received_at.desc(), WebhookEvent.id.desc()).limit(limit)
     ).scalars()
     return [webhook_row(e) for e in events]

@@ -15,13 +15,15 @@ from sqlalchemy.orm import Session
 from core.auth import Viewer, builder_scope
 from core.models import Booking, OutboxEntry, Payment, Refund, WebhookEvent
 from core.reporting.sql import as_date, week_start
-from core.states import COMMITTED_REFUND_STATUSES, BookingStatus as S
+from core.states import (
+    COMMITTED_REFUND_STATUSES, BookingStatus as S, OutboxStatus, PaymentStatus, RefundRule, WebhookOutcome,
+)
 
 REFUND_RULE_LABELS = {
-    "policy": "Cancellation policy",
-    "manual": "Admin refund",
-    "late_payment": "Payment after cancel/expiry",
-    "stripe_dashboard": "Refunded in Stripe",
+    RefundRule.POLICY: "Cancellation policy",
+    RefundRule.MANUAL: "Admin refund",
+    RefundRule.LATE_PAYMENT: "Payment after cancel/expiry",
+    RefundRule.STRIPE_DASHBOARD: "Refunded in Stripe",
 }
 
 
@@ -58,7 +60,7 @@ def _paid(query):
     before, was a subquery PostgreSQL ran for each of a year's bookings.
     """
     # SELECT payments.id, not SELECT *: SQLite then answers it from the ledger index alone.
-    return query.where(select(Payment.id).where(Payment.booking_id == Booking.id, Payment.status == "succeeded")
+    return query.where(select(Payment.id).where(Payment.booking_id == Booking.id, Payment.status == PaymentStatus.SUCCEEDED)
                        .exists())
 
 
@@ -100,8 +102,8 @@ def overview_kpis(session: Session, viewer: Viewer, since: datetime, until: date
         select(func.count()).select_from(Booking).where(*period, Booking.start_time.is_not(None)))).scalar_one()
 
     pending = select(func.count(Booking.id)).where(Booking.status == S.PENDING_PAYMENT)
-    failed_outbox = select(func.count(OutboxEntry.id)).where(OutboxEntry.status == "failed")
-    failed_webhooks = select(func.count(WebhookEvent.id)).where(WebhookEvent.outcome == "failed")
+    failed_outbox = select(func.count(OutboxEntry.id)).where(OutboxEntry.status == OutboxStatus.FAILED)
+    failed_webhooks = select(func.count(WebhookEvent.id)).where(WebhookEvent.outcome == WebhookOutcome.FAILED)
     if scope is not None:
         pending = pending.where(Booking.builder_id == scope)
         failed_outbox = failed_outbox.where(OutboxEntry.booking_id.in_(_bookings_of(scope)))
@@ -109,7 +111,7 @@ def overview_kpis(session: Session, viewer: Viewer, since: datetime, until: date
 
     return OverviewKpis(
         since=since, bookings=int(total), scheduled=int(scheduled), paid=int(paid_count),
-        revenue=_money_by_currency(session, Payment, Payment.status == "succeeded", since, until, scope),
+        revenue=_money_by_currency(session, Payment, Payment.status == PaymentStatus.SUCCEEDED, since, until, scope),
         refunds=_money_by_currency(session, Refund, Refund.status.in_(COMMITTED_REFUND_STATUSES),
                                    since, until, scope),
         pending_payments=int(session.execute(pending).scalar_one()),
@@ -138,7 +140,7 @@ def weekly_series(session: Session, viewer: Viewer, since: datetime, *,
 
     payment_week = week_start(session, Payment.created_at).label("week")
     revenue = (select(payment_week, Payment.currency, func.sum(Payment.amount_cents))
-               .where(Payment.status == "succeeded", Payment.created_at >= since))
+               .where(Payment.status == PaymentStatus.SUCCEEDED, Payment.created_at >= since))
     if scope is not None:
         revenue = revenue.join(Booking, Booking.id == Payment.booking_id).where(Booking.builder_id == scope)
     revenue = revenue.group_by(payment_week, Payment.currency)

@@ -14,7 +14,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from core.models import Booking, Payment, Refund
 from core.services.ledger import OPEN_DISPUTE_STATUSES
-from core.states import COMMITTED_REFUND_STATUSES, PaymentState
+from core.states import COMMITTED_REFUND_STATUSES, PaymentState, PaymentStatus
 
 
 # Constants are inlined, not bound: PostgreSQL only matches a SELECT expression to its GROUP BY
@@ -28,7 +28,7 @@ _ZERO, _ONE = literal_column("0"), literal_column("1")
 def paid_cents_of(booking_id) -> ColumnElement[int]:
     return (
         select(func.coalesce(func.sum(Payment.amount_cents), 0))
-        .where(Payment.booking_id == booking_id, Payment.status == "succeeded")
+        .where(Payment.booking_id == booking_id, Payment.status == PaymentStatus.SUCCEEDED)
         .scalar_subquery()
     )
 
@@ -55,7 +55,7 @@ def payment_status_of(booking_id=Booking.id) -> ColumnElement[str]:
     payments = (
         select(Payment.amount_cents.label("paid"), _ZERO.label("refunded"),
                case((Payment.dispute_status.in_(OPEN_DISPUTE_STATUSES), _ONE), else_=_ZERO).label("disputes"))
-        .where(Payment.booking_id == booking_id, Payment.status == "succeeded")
+        .where(Payment.booking_id == booking_id, Payment.status == PaymentStatus.SUCCEEDED)
         .correlate(outer)
     )
     refunds = (
@@ -89,7 +89,7 @@ def implied_by_payment_statuses(statuses, booking_id=Booking.id) -> ColumnElemen
         return booking_id.in_(select(Refund.booking_id).where(Refund.status.in_(COMMITTED_REFUND_STATUSES)))
     if wanted == {PaymentState.DISPUTED.value}:
         return booking_id.in_(select(Payment.booking_id).where(
-            Payment.status == "succeeded", Payment.dispute_status.in_(OPEN_DISPUTE_STATUSES)))
+            Payment.status == PaymentStatus.SUCCEEDED, Payment.dispute_status.in_(OPEN_DISPUTE_STATUSES)))
     return None
 
 

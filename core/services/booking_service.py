@@ -1,7 +1,7 @@
 """Bookings: starting one, and what Calendly's webhooks mean for it.
 
 Handlers look at the booking's current state, never at which event came before: duplicates and
-any order of delivery end in the same place (DESIGN.md, rules 2 and 3).
+any order of delivery end in the same place (docs/architecture.md, rules 2 and 3).
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from core.services.notifications import notify
 from core.services.outbox import enqueue
 from core.services.outcome import Outcome
 from core.services.transitions import WITH_PARTIES, lock_booking, record, transition
-from core.states import BookingStatus as S, can_cancel
+from core.states import BookingStatus as S, OutboxKind, WebhookOutcome as O, can_cancel
 
 CALENDLY = "calendly:webhook"
 
@@ -84,7 +84,7 @@ def _cancel_calendly_event(session: Session, booking: Booking, event_uri: str, r
                            builder_id: int | None = None) -> None:
     """Cancel a Calendly event from the outbox with the token of the builder who hosts it
     (`builder_id`, the booking's builder by default; None when no builder of ours does)."""
-    enqueue(session, "calendly_cancel", calendly_cancel_key(event_uri),
+    enqueue(session, OutboxKind.CALENDLY_CANCEL, calendly_cancel_key(event_uri),
             {"builder_id": builder_id if builder_id is not None else booking.builder_id,
              "event_uri": event_uri, "reason": reason},
             booking_id=booking.id)
@@ -98,24 +98,24 @@ def _refuse_stray_slot(session: Session, booking: Booking, hook: CalendlyWebhook
     record(session, booking, cause=slot_binding.STRAY_SLOT, actor=CALENDLY, details={
         "invitee": hook.invitee_uri, "event": hook.event_uri, "event_type": hook.event_type_uri,
         "hosts": list(hook.host_uris), "why": why, "owner_builder_id": owner.id if owner else None})
-    enqueue(session, "calendly_cancel", calendly_cancel_key(hook.event_uri),
+    enqueue(session, OutboxKind.CALENDLY_CANCEL, calendly_cancel_key(hook.event_uri),
             {"builder_id": owner.id if owner else None, "event_uri": hook.event_uri,
              "reason": "This time was booked with a link that was not for it; please book again "
                        "through the builder's profile."},
             booking_id=booking.id)
     released = "its host's Calendly event is canceled" if owner else \
         "no builder of ours hosts it: an admin must cancel it in Calendly"
-    return Outcome("stray", booking.id, f"stray slot refused: {why}; {released}")
+    return Outcome(O.STRAY, booking.id, f"stray slot refused: {why}; {released}")
 
 
 def apply_invitee_created(session: Session, hook: CalendlyWebhook) -> Outcome:
     booking = _find_booking(session, hook.booking_ref, invitee_uris=(hook.invitee_uri, hook.old_invitee_uri))
     if booking is None:
-        return Outcome("unmatched", note="no booking for this invitee (utm_content missing or unknown)")
+        return Outcome(O.UNMATCHED, note="no booking for this invitee (utm_content missing or unknown)")
     details = {"invitee": hook.invitee_uri, "event": hook.event_uri,
                "start_time": hook.start_time.isoformat() if hook.start_time else None}
     if booking.calendly_invitee_uri == hook.invitee_uri:
-        return Outcome("ignored", booking.id, "this invitee is already on the booking")
+        return Outcome(O.IGNORED, booking.id, "this invitee is already on the booking")
     why = slot_binding.mismatch(booking, hook.event_type_uri, hook.host_uris)
     if why is not None:
         return _refuse_stray_slot(session, booking, hook, why)
@@ -128,9 +128,9 @@ def apply_invitee_created(session: Session, hook: CalendlyWebhook) -> Outcome:
         canceled = _canceled_before_created(session, hook)
         if canceled is not None:
             _cancel_as_calendly_did(session, booking, canceled)
-            return Outcome("processed", booking.id, "its invitee.canceled arrived first: canceled")
+            return Outcome(O.PROCESSED, booking.id, "its invitee.canceled arrived first: canceled")
         notify(session, booking, "awaiting_payment")
-        return Outcome("processed", booking.id)
+        return Outcome(O.PROCESSED, booking.id)
 
     if status in (S.PENDING_PAYMENT, S.CONFIRMED) and hook.old_invitee_uri and (
         booking.calendly_invitee_uri in (hook.old_invitee_uri, None)
@@ -143,16 +143,16 @@ def apply_invitee_created(session: Session, hook: CalendlyWebhook) -> Outcome:
         canceled = _canceled_before_created(session, hook)
         if canceled is not None:
             _cancel_as_calendly_did(session, booking, canceled)
-            return Outcome("processed", booking.id, "rescheduled; its invitee.canceled arrived first: canceled")
+            return Outcome(O.PROCESSED, booking.id, "rescheduled; its invitee.canceled arrived first: canceled")
         if status == S.CONFIRMED:
             notify(session, booking, "booking_rescheduled", dedupe=hook.invitee_uri)
-        return Outcome("processed", booking.id, "rescheduled")
+        return Outcome(O.PROCESSED, booking.id, "rescheduled")
 
     # A slot was taken for a booking that can no longer use it (canceled, expired, or already
     # scheduled): give the slot back so the builder's calendar is not blocked by it.
     _cancel_calendly_event(session, booking, hook.event_uri, "This booking is no longer active.")
     record(session, booking, cause="stray_invitee_released", actor=CALENDLY, details=details)
-    return Outcome("processed", booking.id, "stray invitee: Calendly event canceled")
+    return Outcome(O.PROCESSED, booking.id, "stray invitee: Calendly event canceled")
 
 
 def _canceled_before_created(session: Session, hook: CalendlyWebhook) -> CalendlyWebhook | None:
@@ -195,29 +195,29 @@ def _attach_invitee(booking: Booking, hook: CalendlyWebhook) -> None:
 def apply_invitee_canceled(session: Session, hook: CalendlyWebhook) -> Outcome:
     booking = _find_booking(session, hook.booking_ref, invitee_uris=(hook.invitee_uri,))
     if booking is None:
-        return Outcome("unmatched", note="no booking for this invitee")
+        return Outcome(O.UNMATCHED, note="no booking for this invitee")
     if hook.rescheduled:
         # The other half of a reschedule (its invitee.created) moves the booking; never refund here.
         record(session, booking, cause="reschedule_old_invitee_canceled", actor=CALENDLY,
                details={"invitee": hook.invitee_uri, "new_invitee": hook.new_invitee_uri})
-        return Outcome("processed", booking.id, "reschedule: old invitee canceled")
+        return Outcome(O.PROCESSED, booking.id, "reschedule: old invitee canceled")
     if booking.calendly_invitee_uri != hook.invitee_uri:
-        return Outcome("ignored", booking.id, "this invitee is not (or no longer) the booking's")
+        return Outcome(O.IGNORED, booking.id, "this invitee is not (or no longer) the booking's")
     if S(booking.status) not in (S.PENDING_PAYMENT, S.CONFIRMED):
-        return Outcome("ignored", booking.id, f"booking already {booking.status}")
+        return Outcome(O.IGNORED, booking.id, f"booking already {booking.status}")
     _cancel_as_calendly_did(session, booking, hook)
-    return Outcome("processed", booking.id)
+    return Outcome(O.PROCESSED, booking.id)
 
 
 def apply_no_show(session: Session, hook: CalendlyWebhook) -> Outcome:
     booking = _find_booking(session, hook.booking_ref, invitee_uris=(hook.invitee_uri,))
     if booking is None:
-        return Outcome("unmatched", note="no booking for this invitee")
+        return Outcome(O.UNMATCHED, note="no booking for this invitee")
     if booking.no_show_at is not None:
-        return Outcome("ignored", booking.id, "no-show already recorded")
+        return Outcome(O.IGNORED, booking.id, "no-show already recorded")
     booking.no_show_at = utcnow()
     record(session, booking, cause="no_show", actor=CALENDLY, details={"no_show": hook.no_show_uri})
-    return Outcome("processed", booking.id)
+    return Outcome(O.PROCESSED, booking.id)
 
 
 def cancel_booking_locked(

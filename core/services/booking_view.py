@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 from core.errors import NotFound
 from core.models import Booking, OutboxEntry
 from core.services.ledger import summarize
+from core.states import BookingStatus
 
 
 def _iso(value):
@@ -32,7 +33,8 @@ def booking_json(session: Session, booking_id: str, *, with_history: bool = Fals
         "end_time": _iso(booking.end_time),
         "hold_expires_at": _iso(booking.hold_expires_at),
         # A bank payment on its way (Checkout completed, not settled yet): the slot stays held.
-        "payment_processing": booking.status == "PENDING_PAYMENT" and booking.payment_processing_since is not None,
+        "payment_processing": (booking.status == BookingStatus.PENDING_PAYMENT
+                               and booking.payment_processing_since is not None),
         "payment_processing_since": _iso(booking.payment_processing_since),
         "invitee_timezone": booking.invitee_timezone,
         "calendly_cancel_url": booking.calendly_cancel_url,

@@ -21,7 +21,7 @@ from core.models import Booking, utcnow
 from core.services.booking_access import with_token
 from core.services.outbox import enqueue
 from core.services.transitions import lock_booking, record
-from core.states import BookingStatus as S
+from core.states import BookingStatus as S, OutboxKind
 from core.stripe import StripeGateway, stripe_gateway
 
 STRIPE_MIN_EXPIRY = timedelta(minutes=30, seconds=10)
@@ -103,7 +103,7 @@ def open_checkout(engine: Engine, booking_id: str, gateway: StripeGateway | None
 
 
 def _expire_checkout_later(session: Session, booking: Booking, checkout_id: str) -> None:
-    enqueue(session, "stripe_expire_checkout", checkout_expire_key(checkout_id),
+    enqueue(session, OutboxKind.STRIPE_EXPIRE_CHECKOUT, checkout_expire_key(checkout_id),
             {"checkout_session_id": checkout_id}, booking_id=booking.id)
 
 

@@ -15,6 +15,7 @@ from core.keys import magic_link_key
 from core.models import LoginToken, Notification, utcnow
 from core.security import hash_token
 from core.services.outbox import enqueue
+from core.states import OutboxKind
 
 LINK_LIFETIME = timedelta(minutes=20)
 
@@ -41,7 +42,7 @@ def send_magic_link(session: Session, email: str, next_url: str | None, *, remem
         dedupe_key=magic_link_key(hash_token(token)))
     session.add(notification)
     session.flush()
-    enqueue(session, "notify", notification.dedupe_key, {"notification_id": notification.id})
+    enqueue(session, OutboxKind.NOTIFY, notification.dedupe_key, {"notification_id": notification.id})
     return link
 
 

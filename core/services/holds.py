@@ -22,7 +22,7 @@ from core.services import payment_events
 from core.services.notifications import notify
 from core.services.outcome import Outcome
 from core.services.transitions import lock_booking
-from core.states import BookingStatus as S
+from core.states import BookingStatus as S, WebhookOutcome as O
 from core.stripe import StripeGateway, StripeGatewayError
 
 log = logging.getLogger(__name__)
@@ -65,9 +65,9 @@ def settle_overdue_hold(engine: Engine, booking_id: str, gateway: StripeGateway,
         if checkout is None:
             booking = lock_booking(session, booking_id)
             if booking.status != S.PENDING_PAYMENT:
-                return Outcome("ignored", booking.id)
+                return Outcome(O.IGNORED, booking.id)
             payment_events.expire_locked(session, booking, actor=WORKER, cause="hold_expired")
-            return Outcome("processed", booking.id)
+            return Outcome(O.PROCESSED, booking.id)
         if checkout.get("status") == "complete" and checkout.get("payment_status") == "unpaid":
             return _settle_payment_on_its_way(session, booking_id, checkout, now)
         outcome = payment_events.apply_checkout(session, checkout, actor=WORKER, expired_cause="hold_expired")
@@ -90,7 +90,7 @@ def _settle_payment_on_its_way(session, booking_id: str, checkout: dict, now) ->
     # The settlement window is over and the money has not arrived: the slot is released. If it
     # still arrives, the late-payment rule refunds it in full.
     return (_expire_if_still_held(session, booking_id, now, cause="payment_not_settled_in_time")
-            or Outcome("ignored", booking_id))
+            or Outcome(O.IGNORED, booking_id))
 
 
 def _expire_if_still_held(session, booking_id: str, now, *, cause: str) -> Outcome | None:
@@ -100,7 +100,7 @@ def _expire_if_still_held(session, booking_id: str, now, *, cause: str) -> Outco
             booking.hold_expires_at is not None and booking.hold_expires_at >= now - GRACE):
         return None
     payment_events.expire_locked(session, booking, actor=WORKER, cause=cause)
-    return Outcome("processed", booking.id)
+    return Outcome(O.PROCESSED, booking.id)
 
 
 def expire_overdue_holds(engine: Engine, gateway: StripeGateway | None, *, now=None) -> int:
@@ -115,7 +115,7 @@ def expire_overdue_holds(engine: Engine, gateway: StripeGateway | None, *, now=N
     expired = 0
     for booking_id in overdue:
         try:
-            expired += settle_overdue_hold(engine, booking_id, gateway, now=now).outcome == "processed"
+            expired += settle_overdue_hold(engine, booking_id, gateway, now=now).outcome == O.PROCESSED
         except StripeGatewayError as error:  # one unreadable checkout must not hold up the others
             log.warning("hold of %s not settled (Stripe: %s); retried next tick", booking_id,
                         type(error).__name__)

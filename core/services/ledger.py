@@ -7,7 +7,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from core.models import Booking, Payment, Refund
-from core.states import COMMITTED_REFUND_STATUSES, PaymentState, derive_payment_state
+from core.states import COMMITTED_REFUND_STATUSES, PaymentState, PaymentStatus, derive_payment_state
 
 
 # Stripe dispute statuses in which the money is (or may be) gone; won/warning_closed are over.
@@ -37,7 +37,7 @@ def summarize(session: Session, booking: Booking) -> LedgerSummary:
         select(
             func.coalesce(func.sum(Payment.amount_cents), 0),
             func.coalesce(func.sum(case((Payment.dispute_status.in_(OPEN_DISPUTE_STATUSES), 1), else_=0)), 0),
-        ).where(Payment.booking_id == booking.id, Payment.status == "succeeded")
+        ).where(Payment.booking_id == booking.id, Payment.status == PaymentStatus.SUCCEEDED)
     ).one()
     refunded = session.execute(
         select(func.coalesce(func.sum(Refund.amount_cents), 0)).where(

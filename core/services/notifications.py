@@ -9,6 +9,7 @@ from core.models import Booking, Notification, utcnow
 from core.money import format_amount
 from core.services import booking_access
 from core.services.outbox import enqueue
+from core.states import OutboxKind
 
 
 def _when(booking: Booking) -> str:
@@ -70,7 +71,7 @@ def notify(session: Session, booking: Booking, kind: str, *, to: str | None = No
         ["dedupe_key"],
     )
     if notification_id is not None:  # None: this very message was already queued
-        enqueue(session, "notify", key, {"notification_id": notification_id}, booking_id=booking.id)
+        enqueue(session, OutboxKind.NOTIFY, key, {"notification_id": notification_id}, booking_id=booking.id)
 
 
 def resend_payment_link(session: Session, booking_id: str, *, actor: str) -> str:

@@ -20,6 +20,7 @@ from core.db import insert_ignore, session_scope
 from core.keys import outbox_key
 from core.errors import DomainError, NotFound
 from core.models import OutboxEntry, utcnow
+from core.states import OutboxKind, OutboxStatus
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class RetryLater(Exception):
 
 
 def enqueue(
-    session: Session, kind: str, idempotency_key: str, payload: dict[str, Any],
+    session: Session, kind: OutboxKind, idempotency_key: str, payload: dict[str, Any],
     booking_id: str | None = None,
 ) -> int | None:
     """Add an entry unless one with this key exists; returns the new id or None (duplicate)."""
@@ -45,7 +46,7 @@ def enqueue(
         {"kind": kind, "payload": payload, "booking_id": booking_id,
          # Keys built from outside input (an email, a URI, a provider's id) are hashed to fit.
          "idempotency_key": outbox_key(idempotency_key),
-         "status": "pending", "attempts": 0, "next_attempt_at": utcnow(), "created_at": utcnow()},
+         "status": OutboxStatus.PENDING, "attempts": 0, "next_attempt_at": utcnow(), "created_at": utcnow()},
         ["idempotency_key"],
     )
 
@@ -60,7 +61,7 @@ def claim(engine: Engine, *, limit: int = 20, only_ids: Iterable[int] | None = N
     with session_scope(engine) as session:
         query = (
             select(OutboxEntry)
-            .where(OutboxEntry.status == "pending", OutboxEntry.next_attempt_at <= now)
+            .where(OutboxEntry.status == OutboxStatus.PENDING, OutboxEntry.next_attempt_at <= now)
             .order_by(OutboxEntry.next_attempt_at, OutboxEntry.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -88,46 +89,53 @@ class RunSummary:
         return self.done + self.retried + self.failed
 
 
-def run_entry(engine: Engine, entry: OutboxEntry, executors: dict[str, Executor]) -> str:
-    """Carry out one claimed entry and record the outcome: 'done', 'retry' or 'failed'."""
+def run_entry(engine: Engine, entry: OutboxEntry, executors: dict[OutboxKind, Executor]) -> OutboxStatus:
+    """Carry out one claimed entry and record the outcome; returns its status afterwards: done,
+    pending (to be retried after backoff) or failed (for good)."""
     executor = executors.get(entry.kind)
     try:
         if executor is None:
             raise PermanentFailure(f"no executor for outbox kind {entry.kind!r}")
         executor(engine, entry)
     except PermanentFailure as error:
-        _finish(engine, entry.id, status="failed", error=str(error))
+        _finish(engine, entry.id, status=OutboxStatus.FAILED, error=str(error))
         log.warning("outbox %s %s failed for good: %s", entry.id, entry.kind, error)
-        return "failed"
+        return OutboxStatus.FAILED
     except Exception as error:  # transient by default: better one retry too many than a lost refund
         detail = str(error) if isinstance(error, RetryLater) else traceback.format_exc(limit=5)
         if entry.attempts >= MAX_ATTEMPTS:
-            _finish(engine, entry.id, status="failed", error=f"gave up after {entry.attempts} attempts: {detail}")
-            return "failed"
-        _finish(engine, entry.id, status="pending", error=detail, retry_in=backoff(entry.attempts))
+            _finish(engine, entry.id, status=OutboxStatus.FAILED,
+                    error=f"gave up after {entry.attempts} attempts: {detail}")
+            return OutboxStatus.FAILED
+        _finish(engine, entry.id, status=OutboxStatus.PENDING, error=detail, retry_in=backoff(entry.attempts))
         log.info("outbox %s %s will retry: %s", entry.id, entry.kind, error)
-        return "retry"
-    _finish(engine, entry.id, status="done")
-    return "done"
+        return OutboxStatus.PENDING
+    _finish(engine, entry.id, status=OutboxStatus.DONE)
+    return OutboxStatus.DONE
 
 
-def _finish(engine: Engine, entry_id: int, *, status: str, error: str | None = None,
+def _finish(engine: Engine, entry_id: int, *, status: OutboxStatus, error: str | None = None,
             retry_in: timedelta | None = None) -> None:
     with session_scope(engine) as session:
         entry = session.get(OutboxEntry, entry_id)
         entry.status = status
         entry.last_error = error
-        if status == "done":
+        if status == OutboxStatus.DONE:
             entry.done_at = utcnow()
         if retry_in is not None:
             entry.next_attempt_at = utcnow() + retry_in
 
 
-def run_due(engine: Engine, executors: dict[str, Executor], *, limit: int = 50,
+# Which RunSummary count an entry's status after its run adds to.
+RUN_SUMMARY_FIELDS = {OutboxStatus.DONE: "done", OutboxStatus.PENDING: "retried",
+                      OutboxStatus.FAILED: "failed"}
+
+
+def run_due(engine: Engine, executors: dict[OutboxKind, Executor], *, limit: int = 50,
             only_ids: Iterable[int] | None = None) -> RunSummary:
     summary = RunSummary()
     for entry in claim(engine, limit=limit, only_ids=only_ids):
-        field = {"done": "done", "retry": "retried", "failed": "failed"}[run_entry(engine, entry, executors)]
+        field = RUN_SUMMARY_FIELDS[run_entry(engine, entry, executors)]
         setattr(summary, field, getattr(summary, field) + 1)
     return summary
 
@@ -139,8 +147,8 @@ def retry_now(session: Session, entry_id: int) -> OutboxEntry:
     ).scalar_one_or_none()
     if entry is None:
         raise NotFound(f"no outbox entry {entry_id}")
-    if entry.status == "done":
+    if entry.status == OutboxStatus.DONE:
         raise DomainError(f"outbox entry {entry_id} is already done")
-    entry.status = "pending"
+    entry.status = OutboxStatus.PENDING
     entry.next_attempt_at = utcnow()
     return entry

@@ -22,7 +22,7 @@ from core.services.outcome import Outcome
 from core.services.payment_processing import note_processing
 from core.services.refunds import create_refund
 from core.services.transitions import WITH_PARTIES, lock_booking, record, transition
-from core.states import BookingStatus as S
+from core.states import BookingStatus as S, OutboxKind, PaymentStatus, RefundRule, WebhookOutcome as O
 from core.stripe import StripeGateway, stripe_gateway
 
 STRIPE = "stripe:webhook"
@@ -70,7 +70,7 @@ def confirm_payment(session: Session, checkout: dict, *, actor: str = STRIPE) ->
     when it is the booking's own session for exactly what the booking owes; else give it back."""
     booking = _booking_for_checkout(session, checkout)
     if booking is None:
-        return Outcome("unmatched", note="no booking for this checkout session")
+        return Outcome(O.UNMATCHED, note="no booking for this checkout session")
     wrong = wrong_amount(booking, checkout)
     if wrong is not None:
         return _refuse_payment(session, booking, checkout, wrong, actor=actor)
@@ -84,10 +84,10 @@ def confirm_payment(session: Session, checkout: dict, *, actor: str = STRIPE) ->
     payment_id = insert_ignore(session, Payment.__table__, {
         "booking_id": booking.id, "stripe_payment_intent_id": intent_id,
         "stripe_checkout_session_id": checkout.get("id"), "amount_cents": amount,
-        "currency": currency, "status": "succeeded", "created_at": utcnow(),
+        "currency": currency, "status": PaymentStatus.SUCCEEDED, "created_at": utcnow(),
     }, ["stripe_payment_intent_id"])
     if payment_id is None:
-        return Outcome("ignored", booking.id, "payment already recorded")
+        return Outcome(O.IGNORED, booking.id, "payment already recorded")
     details = {"payment_intent": intent_id, "amount_cents": amount, "currency": currency}
     record(session, booking, cause="payment_received", actor=actor, details=details)
     if booking.status != S.PENDING_PAYMENT or checkout.get("id") != booking.stripe_checkout_session_id:
@@ -96,13 +96,14 @@ def confirm_payment(session: Session, checkout: dict, *, actor: str = STRIPE) ->
         why = (f"was already {booking.status.lower()}" if booking.status != S.PENDING_PAYMENT
                else "was paid through another of its checkout sessions")
         create_refund(session, booking, session.get(Payment, payment_id), amount,
-                      reason=f"Payment arrived for a booking that {why}", rule="late_payment", actor=actor)
-        return Outcome("processed", booking.id, "late payment refunded")
+                      reason=f"Payment arrived for a booking that {why}", rule=RefundRule.LATE_PAYMENT,
+                      actor=actor)
+        return Outcome(O.PROCESSED, booking.id, "late payment refunded")
     transition(session, booking, S.CONFIRMED, cause="payment_confirmed", actor=actor, details=details)
     booking.hold_expires_at = None
     notify(session, booking, "booking_confirmed")
     notify(session, booking, "builder_new_booking", to=booking.builder.email)
-    return Outcome("processed", booking.id)
+    return Outcome(O.PROCESSED, booking.id)
 
 
 def _refuse_payment(session: Session, booking: Booking, checkout: dict, why: str, *, actor: str) -> Outcome:
@@ -115,27 +116,27 @@ def _refuse_payment(session: Session, booking: Booking, checkout: dict, why: str
                "payment_status": checkout.get("payment_status"), "why": why}
     if checkout.get("payment_status") == "unpaid" or not intent_id:
         record(session, booking, cause=PAYMENT_MISMATCH, actor=actor, details=details)
-        return Outcome("processed", booking.id, f"payment refused: {why}")
-    queued = enqueue(session, "stripe_refund_refused_payment", refused_payment_refund_key(intent_id),
+        return Outcome(O.PROCESSED, booking.id, f"payment refused: {why}")
+    queued = enqueue(session, OutboxKind.STRIPE_REFUND_REFUSED_PAYMENT, refused_payment_refund_key(intent_id),
                      {"payment_intent": intent_id, "booking_id": booking.id, "reason": why},
                      booking_id=booking.id)
     if queued is None:
-        return Outcome("ignored", booking.id, "this refused payment is already being refunded")
+        return Outcome(O.IGNORED, booking.id, "this refused payment is already being refunded")
     record(session, booking, cause=PAYMENT_MISMATCH, actor=actor, details=details)
-    return Outcome("processed", booking.id, f"payment refused and refunded in full: {why}")
+    return Outcome(O.PROCESSED, booking.id, f"payment refused and refunded in full: {why}")
 
 
 def release_hold(session: Session, checkout: dict, *, actor: str = STRIPE, cause: str) -> Outcome:
     """Checkout expired or the async payment failed: the booking expires and its slot is freed."""
     booking = _booking_for_checkout(session, checkout)
     if booking is None:
-        return Outcome("unmatched", note="no booking for this checkout session")
+        return Outcome(O.UNMATCHED, note="no booking for this checkout session")
     if booking.stripe_checkout_session_id != checkout.get("id"):
-        return Outcome("ignored", booking.id, "not the booking's current checkout session")
+        return Outcome(O.IGNORED, booking.id, "not the booking's current checkout session")
     if booking.status != S.PENDING_PAYMENT:
-        return Outcome("ignored", booking.id, f"booking already {booking.status}")
+        return Outcome(O.IGNORED, booking.id, f"booking already {booking.status}")
     expire_locked(session, booking, actor=actor, cause=cause)
-    return Outcome("processed", booking.id)
+    return Outcome(O.PROCESSED, booking.id)
 
 
 def expire_locked(session: Session, booking: Booking, *, actor: str, cause: str) -> None:
@@ -143,7 +144,7 @@ def expire_locked(session: Session, booking: Booking, *, actor: str, cause: str)
     transition(session, booking, S.EXPIRED, cause=cause, actor=actor)
     booking.hold_expires_at = None
     if booking.calendly_event_uri:
-        enqueue(session, "calendly_cancel", calendly_cancel_key(booking.calendly_event_uri),
+        enqueue(session, OutboxKind.CALENDLY_CANCEL, calendly_cancel_key(booking.calendly_event_uri),
                 {"builder_id": booking.builder_id, "event_uri": booking.calendly_event_uri,
                  "reason": "Payment was not completed in time; the slot is released."},
                 booking_id=booking.id)
@@ -154,13 +155,13 @@ def expire_locked(session: Session, booking: Booking, *, actor: str, cause: str)
 def apply_checkout(session: Session, checkout: dict, *, actor: str, expired_cause: str) -> Outcome:
     """A Checkout Session as read from Stripe's API: `complete` confirms it (paid, on its way, or
     refunded when the booking cannot take it: `confirm_payment`), `expired` releases the hold,
-    `open` changes nothing (outcome "open")."""
+    `open` changes nothing (outcome `OPEN`)."""
     status = checkout.get("status")
     if status == "complete":
         return confirm_payment(session, checkout, actor=actor)
     if status == "expired":
         return release_hold(session, checkout, actor=actor, cause=expired_cause)
-    return Outcome("open", note=f"checkout session is {status}")
+    return Outcome(O.OPEN, note=f"checkout session is {status}")
 
 
 def sync_checkout(engine: Engine, checkout_id: str, gateway: StripeGateway | None = None, *, actor: str,
@@ -190,23 +191,23 @@ def apply_refund_object(session: Session, refund: dict, *, actor: str = STRIPE) 
             booking = ours.booking
             record(session, booking, cause=f"refund_{refund['status']}", actor=actor,
                    details={"refund": refund["id"], "amount_cents": ours.amount_cents})
-            return Outcome("processed", booking.id)
-        return Outcome("ignored", ours.booking_id, "refund already up to date")
+            return Outcome(O.PROCESSED, booking.id)
+        return Outcome(O.IGNORED, ours.booking_id, "refund already up to date")
     payment = session.execute(
         select(Payment).where(Payment.stripe_payment_intent_id == refund.get("payment_intent"))
     ).scalar_one_or_none()
     if payment is None:
-        return Outcome("unmatched", note="refund for a payment we do not know")
+        return Outcome(O.UNMATCHED, note="refund for a payment we do not know")
     booking = lock_booking(session, payment.booking_id)
     session.add(Refund(
         payment_id=payment.id, booking_id=booking.id, amount_cents=int(refund["amount"]),
         currency=str(refund["currency"]).upper(), status=refund["status"],
-        reason=refund.get("reason") or "Refunded in the Stripe dashboard", rule="stripe_dashboard",
+        reason=refund.get("reason") or "Refunded in the Stripe dashboard", rule=RefundRule.STRIPE_DASHBOARD,
         issued_by="stripe:dashboard", stripe_refund_id=refund["id"],
     ))
     record(session, booking, cause="refund_imported", actor=actor,
            details={"refund": refund["id"], "amount_cents": int(refund["amount"])})
-    return Outcome("processed", booking.id)
+    return Outcome(O.PROCESSED, booking.id)
 
 
 def queue_refund_sync(session: Session, charge: dict, event_id: str) -> Outcome:
@@ -216,10 +217,10 @@ def queue_refund_sync(session: Session, charge: dict, event_id: str) -> Outcome:
         select(Payment).where(Payment.stripe_payment_intent_id == intent)
     ).scalar_one_or_none()
     if payment is None:
-        return Outcome("unmatched", note="charge for a payment we do not know")
-    enqueue(session, "stripe_sync_refunds", refund_sync_key(event_id),
+        return Outcome(O.UNMATCHED, note="charge for a payment we do not know")
+    enqueue(session, OutboxKind.STRIPE_SYNC_REFUNDS, refund_sync_key(event_id),
             {"payment_intent": intent}, booking_id=payment.booking_id)
-    return Outcome("processed", payment.booking_id, "refund sync queued")
+    return Outcome(O.PROCESSED, payment.booking_id, "refund sync queued")
 
 
 def apply_dispute(session: Session, dispute: dict, *, actor: str = STRIPE) -> Outcome:
@@ -229,15 +230,15 @@ def apply_dispute(session: Session, dispute: dict, *, actor: str = STRIPE) -> Ou
         .with_for_update()
     ).scalar_one_or_none()
     if payment is None:
-        return Outcome("unmatched", note="dispute for a payment we do not know")
+        return Outcome(O.UNMATCHED, note="dispute for a payment we do not know")
     if payment.dispute_status == dispute.get("status"):
-        return Outcome("ignored", payment.booking_id, "dispute already recorded")
+        return Outcome(O.IGNORED, payment.booking_id, "dispute already recorded")
     payment.dispute_status = dispute.get("status") or "needs_response"
     booking = lock_booking(session, payment.booking_id)
     record(session, booking, cause="dispute", actor=actor,
            details={"dispute": dispute.get("id"), "status": payment.dispute_status,
                     "reason": dispute.get("reason")})
-    return Outcome("processed", booking.id)
+    return Outcome(O.PROCESSED, booking.id)
 
 
 # ---------------------------------------------------------------- the Stripe event registry

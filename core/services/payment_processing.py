@@ -26,7 +26,7 @@ from core.models import Booking, utcnow
 from core.services.notifications import notify
 from core.services.outcome import Outcome
 from core.services.transitions import record
-from core.states import BookingStatus as S
+from core.states import BookingStatus as S, WebhookOutcome as O
 
 
 def add_business_days(start: datetime, days: int) -> datetime:
@@ -57,12 +57,12 @@ def note_processing(session: Session, booking: Booking, checkout: dict, *, actor
     late-payment rule refunds it).
     """
     if booking.status != S.PENDING_PAYMENT:
-        return Outcome("ignored", booking.id, f"payment processing, but the booking is already "
+        return Outcome(O.IGNORED, booking.id, f"payment processing, but the booking is already "
                                               f"{booking.status.lower()}")
     if checkout.get("id") != booking.stripe_checkout_session_id:
-        return Outcome("ignored", booking.id, "payment processing on a checkout that is not the booking's")
+        return Outcome(O.IGNORED, booking.id, "payment processing on a checkout that is not the booking's")
     if booking.payment_processing_since is not None:
-        return Outcome("ignored", booking.id, "payment already processing")
+        return Outcome(O.IGNORED, booking.id, "payment already processing")
     now = utcnow()
     booking.payment_processing_since = now
     booking.hold_expires_at = settlement_deadline(now, booking.start_time)
@@ -70,7 +70,7 @@ def note_processing(session: Session, booking: Booking, checkout: dict, *, actor
            details={"checkout_session": checkout.get("id"),
                     "hold_until": booking.hold_expires_at.isoformat()})
     notify(session, booking, "payment_processing")
-    return Outcome("processed", booking.id, "payment processing (async)")
+    return Outcome(O.PROCESSED, booking.id, "payment processing (async)")
 
 
 __all__ = ["add_business_days", "settlement_deadline", "is_processing", "note_processing"]

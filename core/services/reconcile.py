@@ -5,7 +5,8 @@ Events (Stripe's event list; a Calendly invitee found or canceled) are fed to
 was (or later is) delivered is never applied twice. Objects read directly (a pending payment's
 Checkout Session, a refund Stripe was still working on) go to the same functions the webhook
 handlers call (`payment_events`), which act on the booking's current state and so change nothing
-when a webhook got there first.
+when a webhook got there first. A held slot that Calendly shows is not the booking's (another event
+type or host) is released by `slot_binding.release_mismatched_slot`, as its webhook would have been.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from core.providers import calendly_for
 from core.services import payment_events, slot_binding
 from core.services.transitions import lock_booking
 from core.services.webhook_ingest import process
-from core.states import HOLDS_SLOT, BookingStatus as S
+from core.states import HOLDS_SLOT, BookingStatus as S, RefundStatus, WebhookOutcome as O
 from core.stripe import StripeGateway, StripeGatewayError, stripe_gateway
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,11 @@ CHECKPOINT_KEY = "reconcile.stripe_events.created_gte"
 OVERLAP = 120  # seconds re-read at each run: events can become visible slightly out of order
 RECONCILE_HEADERS = {"user-agent": "reconcile"}
 RECONCILE = "system:reconcile"
+
+
+def _tally(counts: dict[str, int], key: str) -> None:
+    key = str(key)  # an enum member counts under its plain value (the counts are logged and printed)
+    counts[key] = counts.get(key, 0) + 1
 
 
 def _checkpoint(engine: Engine) -> int | None:
@@ -62,7 +68,7 @@ def reconcile_stripe_events(engine: Engine, gateway: StripeGateway | None = None
     for data in gateway.events(payment_events.STRIPE_EVENTS, created_since=since):
         raw = json.dumps(data).encode()
         result = process(engine, "stripe", raw, RECONCILE_HEADERS, stripe_event_key(data["id"]), data["type"], data)
-        counts[result.outcome] = counts.get(result.outcome, 0) + 1
+        _tally(counts, result.outcome)
         newest = max(newest, int(data["created"]))
     _save_checkpoint(engine, newest)
     return counts
@@ -81,7 +87,7 @@ def find_scheduled_invitee(engine: Engine, booking_id: str) -> str:
     with session_scope(engine, read_only=True) as session:
         booking = session.get(Booking, booking_id)
         if booking is None or booking.status != S.PENDING_SCHEDULING:
-            return "ignored"
+            return O.IGNORED
         builder, email = booking.builder, booking.client.email
         if not builder.calendly_token_encrypted:
             return "not_connected"  # nobody's Calendly to ask (demo data, a disconnected builder)
@@ -109,17 +115,17 @@ def reconcile_calendly(engine: Engine) -> dict[str, int]:
                                      Booking.created_at > now - timedelta(days=1))).scalars())
         held = list(session.execute(
             select(Booking.id, Booking.calendly_invitee_uri, Booking.builder_id)
-            .where(Booking.status.in_([S.PENDING_PAYMENT, S.CONFIRMED]),
+            .where(Booking.status.in_(HOLDS_SLOT),
                    # Only URIs of the Calendly we talk to can be asked about (not demo data's).
                    Booking.calendly_invitee_uri.startswith(get_settings().calendly_api_base + "/"),
                    Booking.start_time > now)
         ).all())
     for booking_id in waiting:
         outcome = _guard(find_scheduled_invitee, engine, booking_id)
-        counts[f"scheduling:{outcome}"] = counts.get(f"scheduling:{outcome}", 0) + 1
+        _tally(counts, f"scheduling:{outcome}")
     for booking_id, invitee_uri, builder_id in held:
         outcome = _guard(_check_held_slot, engine, booking_id, invitee_uri, builder_id)
-        counts[f"held:{outcome}"] = counts.get(f"held:{outcome}", 0) + 1
+        _tally(counts, f"held:{outcome}")
     return counts
 
 
@@ -177,9 +183,9 @@ def reconcile_checkouts(engine: Engine, gateway: StripeGateway | None = None) ->
             outcome = payment_events.sync_checkout(engine, checkout_id, gateway, actor=RECONCILE).outcome
         except StripeGatewayError as error:
             log.warning("reconcile: checkout %s of %s unreadable: %s", checkout_id, booking_id, error)
-            counts["error"] = counts.get("error", 0) + 1
+            _tally(counts, "error")
             continue
-        counts[outcome] = counts.get(outcome, 0) + 1
+        _tally(counts, outcome)
     return counts
 
 
@@ -189,13 +195,14 @@ def reconcile_refunds(engine: Engine, gateway: StripeGateway | None = None) -> d
     counts: dict[str, int] = {}
     with session_scope(engine, read_only=True) as session:
         pending = list(session.execute(
-            select(Refund.stripe_refund_id).where(Refund.status == "pending", Refund.stripe_refund_id.is_not(None))
+            select(Refund.stripe_refund_id).where(Refund.status == RefundStatus.PENDING,
+                                                  Refund.stripe_refund_id.is_not(None))
         ).scalars())
     for refund_id in pending:
         refund = gateway.refund(refund_id)
         with session_scope(engine) as session:
             outcome = payment_events.apply_refund_object(session, refund, actor=RECONCILE).outcome
-        counts[outcome] = counts.get(outcome, 0) + 1
+        _tally(counts, outcome)
     return counts
 
 

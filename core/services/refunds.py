@@ -17,6 +17,7 @@ from core.services.ledger import payment_refundable_cents, summarize
 from core.services.notifications import notify
 from core.services.outbox import enqueue
 from core.services.transitions import lock_booking, record
+from core.states import OutboxKind, PaymentStatus, RefundRule, RefundStatus
 
 
 def refund_by_policy(session: Session, booking: Booking, *, actor: str, by_host: bool) -> int:
@@ -29,7 +30,7 @@ def refund_by_policy(session: Session, booking: Booking, *, actor: str, by_host:
                              canceled_by_host=by_host)
     if decision.amount_cents > 0:
         refund_across_payments(session, booking, decision.amount_cents,
-                               reason=decision.explain(policy), rule="policy", actor=actor)
+                               reason=decision.explain(policy), rule=RefundRule.POLICY, actor=actor)
     else:
         record(session, booking, cause="no_refund_due", actor=actor, details={"rule": decision.rule})
     return decision.amount_cents
@@ -65,17 +66,17 @@ def request_refund(session: Session, booking_id: str, amount_cents: int | None, 
             f"{format_amount(amount, booking.currency)} is more than the refundable remainder of "
             f"{format_amount(remainder, booking.currency)}")
     refund_across_payments(session, booking, amount, reason=reason or "Refund by admin",
-                           rule="manual", actor=actor)
+                           rule=RefundRule.MANUAL, actor=actor)
     return amount
 
 
 def refund_across_payments(session: Session, booking: Booking, amount: int, *, reason: str,
-                           rule: str, actor: str) -> None:
+                           rule: RefundRule, actor: str) -> None:
     """`amount` back from the booking's succeeded payments, each up to what it can still return."""
     for payment in booking.payments:
         if amount <= 0:
             break
-        if payment.status != "succeeded":
+        if payment.status != PaymentStatus.SUCCEEDED:
             continue
         part = min(amount, payment_refundable_cents(session, payment))
         if part > 0:
@@ -86,14 +87,14 @@ def refund_across_payments(session: Session, booking: Booking, amount: int, *, r
 
 
 def create_refund(session: Session, booking: Booking, payment: Payment, amount: int, *,
-                  reason: str, rule: str, actor: str) -> Refund:
+                  reason: str, rule: RefundRule, actor: str) -> Refund:
     """A `requested` refund of one payment, sent to Stripe from the outbox; the client is told."""
     refund = Refund(payment_id=payment.id, booking_id=booking.id, amount_cents=amount,
-                    currency=payment.currency, status="requested", reason=reason[:500], rule=rule,
+                    currency=payment.currency, status=RefundStatus.REQUESTED, reason=reason[:500], rule=rule,
                     issued_by=actor)
     session.add(refund)
     session.flush()
-    enqueue(session, "stripe_refund", refund_key(booking.id, refund.id),
+    enqueue(session, OutboxKind.STRIPE_REFUND, refund_key(booking.id, refund.id),
             {"refund_id": refund.id}, booking_id=booking.id)
     record(session, booking, cause="refund_requested", actor=actor,
            details={"refund_id": refund.id, "amount_cents": amount, "currency": payment.currency,
@@ -105,7 +106,7 @@ def create_refund(session: Session, booking: Booking, payment: Payment, amount: 
 def mark_refund_failed(session: Session, refund_id: int, reason: str, *, actor: str) -> None:
     """Stripe refused our refund for good: the amount is refundable again and the admin sees why."""
     refund = session.get(Refund, refund_id, with_for_update=True)
-    refund.status = "failed"
+    refund.status = RefundStatus.FAILED
     refund.failure_reason = reason
     record(session, refund.booking, cause="refund_failed", actor=actor,
            details={"refund_id": refund.id, "amount_cents": refund.amount_cents, "reason": reason})

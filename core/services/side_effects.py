@@ -1,7 +1,9 @@
 """The outbox's executors: the only place that refunds, cancels in Calendly, or sends mail.
 
-Each executor is safe to run twice: Stripe calls carry the entry's idempotency key, Calendly's
-"already canceled" answer counts as done, and results are written back through the services.
+Each executor is safe to run twice: a refund sent to Stripe carries the entry's idempotency key
+(expiring a session, the gateway's own key), Calendly's "already canceled" answer counts as done,
+and results are written back through the services. Stripe is called through `core.stripe`'s
+gateway, which maps its errors to ours (`_stripe_outcome` turns them into the outbox's terms).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from core.models import Builder, Notification, OutboxEntry, Payment, Refund, utc
 from core.providers import calendly_for
 from core.services import payment_events, refunds
 from core.services.outbox import Executor, PermanentFailure, RetryLater
+from core.states import OutboxKind
 from core.stripe import StripeRefused, StripeUnavailable, stripe_gateway
 
 
@@ -150,11 +153,11 @@ def _send_smtp(smtp_url: str, mail_from: str, notification: Notification) -> Non
         raise RetryLater(f"SMTP: {type(error).__name__}") from None
 
 
-EXECUTORS: dict[str, Executor] = {
-    "stripe_refund": execute_stripe_refund,
-    "stripe_sync_refunds": execute_stripe_sync_refunds,
-    "stripe_refund_refused_payment": execute_stripe_refund_refused_payment,
-    "stripe_expire_checkout": execute_stripe_expire_checkout,
-    "calendly_cancel": execute_calendly_cancel,
-    "notify": execute_notify,
+EXECUTORS: dict[OutboxKind, Executor] = {
+    OutboxKind.STRIPE_REFUND: execute_stripe_refund,
+    OutboxKind.STRIPE_SYNC_REFUNDS: execute_stripe_sync_refunds,
+    OutboxKind.STRIPE_REFUND_REFUSED_PAYMENT: execute_stripe_refund_refused_payment,
+    OutboxKind.STRIPE_EXPIRE_CHECKOUT: execute_stripe_expire_checkout,
+    OutboxKind.CALENDLY_CANCEL: execute_calendly_cancel,
+    OutboxKind.NOTIFY: execute_notify,
 }

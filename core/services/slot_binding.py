@@ -3,8 +3,8 @@
 Our booking id travels in `utm_content`, and a client can edit it on any Calendly booking page: a
 signed `invitee.created` proves that Calendly saw a booking, not that the booking is the one named
 in it. A slot belongs to a booking only when its event type is the booking's session type's and
-the booking's builder hosts it (DESIGN.md, rule 5); anything else is a *stray*, never attached, so
-a client can never hold a dearer or another builder's slot at a cheaper booking's price.
+the booking's builder hosts it (docs/architecture.md, rule 5); anything else is a *stray*, never
+attached, so a client can never hold a dearer or another builder's slot at a cheaper booking's price.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from core.providers import calendly_for
 from core.services import checkout_service
 from core.services.outbox import enqueue
 from core.services.transitions import record, transition
-from core.states import BookingStatus as S
+from core.states import BookingStatus as S, OutboxKind
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def release_mismatched_slot(session: Session, booking: Booking, *, event_type_ur
     booking.hold_expires_at = None
     checkout_service.close_checkout(session, booking)
     if booking.calendly_event_uri:
-        enqueue(session, "calendly_cancel", calendly_cancel_key(booking.calendly_event_uri),
+        enqueue(session, OutboxKind.CALENDLY_CANCEL, calendly_cancel_key(booking.calendly_event_uri),
                 {"builder_id": owner.id if owner else None, "event_uri": booking.calendly_event_uri,
                  "reason": "This time was booked with a link that was not for it; please book again "
                            "through the builder's profile."},

@@ -26,17 +26,20 @@ from core.services import slot_binding
 from core.services.booking_service import CALENDLY_EVENTS
 from core.services.outcome import Outcome
 from core.services.payment_events import PAID_CHECKOUT_EVENTS, STRIPE_EVENTS
+from core.states import WebhookOutcome as O
 from core.stripe import check_stripe_event, verify_stripe_signature
 
 log = logging.getLogger(__name__)
 
-FINISHED = ("processed", "ignored", "unmatched", "stray")
+# A delivery of an event in one of these changes nothing: it answers "duplicate".
+FINISHED = (O.PROCESSED, O.IGNORED, O.UNMATCHED, O.STRAY)
 KEPT_HEADERS = ("content-type", "user-agent", "calendly-webhook-signature", "stripe-signature")
 
 
 @dataclass(frozen=True)
 class IngestResult:
     status_code: int
+    # A WebhookOutcome, or what happened to the request itself: duplicate, missing, refused.
     outcome: str
     detail: str = ""
     booking_id: str | None = None
@@ -59,7 +62,7 @@ def _kept(headers: dict[str, str]) -> dict[str, str]:
 REJECTED_BODY_PREFIX_BYTES = 2048  # enough to see what a refused delivery was; never the whole body
 
 
-def _store_rejected(engine: Engine, provider: str, raw: bytes, headers: dict, outcome: str,
+def _store_rejected(engine: Engine, provider: str, raw: bytes, headers: dict, outcome: O,
                     error: str, event_type: str = "") -> None:
     """Keep a refused delivery small: anyone can send them, so its row is bounded (headers, size,
     SHA-256 and a prefix of the body), whatever the body's size."""
@@ -68,7 +71,7 @@ def _store_rejected(engine: Engine, provider: str, raw: bytes, headers: dict, ou
             provider=provider, dedupe_key=None, event_type=event_type[:100],
             raw_body=_stored_text(raw[:REJECTED_BODY_PREFIX_BYTES]), body_size=len(raw),
             body_sha256=hashlib.sha256(raw).hexdigest(), headers=_kept(headers),
-            signature_valid=outcome != "rejected", outcome=outcome, error=error[:1000], processed_at=utcnow(),
+            signature_valid=outcome != O.REJECTED, outcome=outcome, error=error[:1000], processed_at=utcnow(),
         ))
 
 
@@ -127,14 +130,14 @@ def _stripe_parse(raw: bytes):
 def _calendly_dispatch(session: Session, hook) -> Outcome:
     handler = CALENDLY_EVENTS.get(hook.event)
     if handler is None:
-        return Outcome("ignored", note=f"{hook.event} is not handled")
+        return Outcome(O.IGNORED, note=f"{hook.event} is not handled")
     return handler(session, hook)
 
 
 def _stripe_dispatch(session: Session, event: dict) -> Outcome:
     handler = STRIPE_EVENTS.get(event["type"])
     if handler is None:
-        return Outcome("ignored", note=f"{event['type']} is not handled")
+        return Outcome(O.IGNORED, note=f"{event['type']} is not handled")
     return handler(session, event)
 
 
@@ -162,13 +165,13 @@ def ingest(engine: Engine, provider: str, raw: bytes, headers: dict[str, str]) -
     try:
         verify_signature(provider, raw, headers)
     except SignatureError as error:
-        _store_rejected(engine, provider, raw, headers, "rejected", f"signature {error.reason}")
-        return IngestResult(400, "rejected", f"signature {error.reason}")
+        _store_rejected(engine, provider, raw, headers, O.REJECTED, f"signature {error.reason}")
+        return IngestResult(400, O.REJECTED, f"signature {error.reason}")
     try:
         dedupe_key, event_type, parsed = parse(raw)
     except PayloadError as error:
-        _store_rejected(engine, provider, raw, headers, "invalid", str(error))
-        return IngestResult(422, "invalid", str(error))
+        _store_rejected(engine, provider, raw, headers, O.INVALID, str(error))
+        return IngestResult(422, O.INVALID, str(error))
     return process(engine, provider, raw, headers, dedupe_key, event_type, parsed)
 
 
@@ -184,7 +187,7 @@ def process(engine: Engine, provider: str, raw: bytes, headers: dict, dedupe_key
             event_id = insert_ignore(session, WebhookEvent.__table__, {
                 "provider": provider, "dedupe_key": dedupe_key, "event_type": event_type[:100],
                 "raw_body": _stored_text(raw), "headers": _kept(headers),
-                "signature_valid": True, "outcome": "received", "attempts": 0,
+                "signature_valid": True, "outcome": O.RECEIVED, "attempts": 0,
                 "received_at": utcnow(),
             }, ["dedupe_key"])
             row = session.execute(
@@ -203,7 +206,7 @@ def process(engine: Engine, provider: str, raw: bytes, headers: dict, dedupe_key
         failure = traceback.format_exc()
         log.exception("processing %s webhook %s failed", provider, dedupe_key)
         _mark_failed(engine, provider, raw, headers, dedupe_key, event_type, failure)
-        return IngestResult(500, "failed", "processing failed; it will be retried")
+        return IngestResult(500, O.FAILED, "processing failed; it will be retried")
     return result
 
 
@@ -212,13 +215,13 @@ def _mark_failed(engine, provider, raw, headers, dedupe_key, event_type, failure
         insert_ignore(session, WebhookEvent.__table__, {
             "provider": provider, "dedupe_key": dedupe_key, "event_type": event_type[:100],
             "raw_body": _stored_text(raw), "headers": _kept(headers),
-            "signature_valid": True, "outcome": "failed", "attempts": 0, "received_at": utcnow(),
+            "signature_valid": True, "outcome": O.FAILED, "attempts": 0, "received_at": utcnow(),
         }, ["dedupe_key"])
         row = session.execute(
             select(WebhookEvent).where(WebhookEvent.dedupe_key == dedupe_key).with_for_update()
         ).scalar_one()
         if row.outcome not in FINISHED:
-            row.outcome = "failed"
+            row.outcome = O.FAILED
             row.error = failure
             row.attempts += 1
             row.processed_at = utcnow()
@@ -241,7 +244,7 @@ def replay(engine: Engine, event_id: int) -> IngestResult:
 def failed_event_ids(engine: Engine) -> list[int]:
     with session_scope(engine, read_only=True) as session:
         return list(session.execute(
-            select(WebhookEvent.id).where(WebhookEvent.outcome.in_(("failed", "received")),
+            select(WebhookEvent.id).where(WebhookEvent.outcome.in_((O.FAILED, O.RECEIVED)),
                                           WebhookEvent.dedupe_key.is_not(None))
             .order_by(WebhookEvent.id)
         ).scalars())

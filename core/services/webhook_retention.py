@@ -20,8 +20,9 @@ from sqlalchemy import Engine, delete, func, select
 from core.db import session_scope
 from core.models import BookingHistory, WebhookEvent, utcnow
 from core.services.webhook_ingest import FINISHED
+from core.states import WebhookOutcome
 
-UNAUTHENTICATED_OUTCOMES = ("rejected", "invalid")
+UNAUTHENTICATED_OUTCOMES = (WebhookOutcome.REJECTED, WebhookOutcome.INVALID)
 PRUNABLE_OUTCOMES = (*FINISHED, *UNAUTHENTICATED_OUTCOMES)
 HISTORY_REFERENCE_KEY = "webhook_event_id"
 BATCH_SIZE = 500

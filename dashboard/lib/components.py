@@ -9,7 +9,7 @@ import streamlit as st
 from core.auth import Viewer
 from core.money import Money, MoneyError, format_amount
 from core.reporting import BookingDetail, BookingFilters
-from core.states import BookingStatus, PaymentState
+from core.states import BookingStatus, OutboxStatus, PaymentState
 from dashboard.lib import actions, data, tables
 from dashboard.lib.fmt import ON_ITS_WAY, first_line, md, payment_label, status_label, when
 
@@ -200,7 +200,7 @@ def outbox_entries(viewer: Viewer, entries, tz: str, *, key: str) -> None:
     if not viewer.is_admin:
         return
     for entry in entries:
-        if entry.status == "failed" or (entry.status == "pending" and entry.last_error):
+        if entry.status == OutboxStatus.FAILED or (entry.status == OutboxStatus.PENDING and entry.last_error):
             label, button = st.columns([4, 1])
             label.markdown(f"**#{entry.id} {md(entry.kind)}** ({entry.status}, {entry.attempts} attempts): "
                            f"{md(first_line(entry.last_error))}")

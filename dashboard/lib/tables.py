@@ -5,6 +5,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from core.states import OutboxStatus
 from dashboard.lib.fmt import ON_ITS_WAY, first_line, money, payment_label, status_label, when
 
 
@@ -85,7 +86,7 @@ def payments_frame(rows: Sequence, tz: str) -> pd.DataFrame:
 def outbox_frame(rows: Sequence, tz: str) -> pd.DataFrame:
     return pd.DataFrame.from_records([{
         "#": e.id, "Kind": e.kind, "Status": e.status, "Attempts": e.attempts,
-        "Next try": when(e.next_attempt_at, tz) if e.status == "pending" else "",
+        "Next try": when(e.next_attempt_at, tz) if e.status == OutboxStatus.PENDING else "",
         "Last error": first_line(e.last_error), "Booking": e.booking_id or "",
         "Created": when(e.created_at, tz), "Done": when(e.done_at, tz),
     } for e in rows])

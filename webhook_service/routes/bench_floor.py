@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from core.calendly import SignatureError
 from core.services.webhook_ingest import verify_signature
+from core.states import WebhookOutcome
 from webhook_service.deps import SettingsDep
 from webhook_service.routes.webhooks import _read_limited
 
@@ -25,5 +26,5 @@ async def floor(provider: str, request: Request, settings: SettingsDep):
     try:
         verify_signature(provider, raw or b"", dict(request.headers))
     except SignatureError as error:
-        return JSONResponse({"outcome": "rejected", "detail": error.reason}, status_code=400)
+        return JSONResponse({"outcome": WebhookOutcome.REJECTED, "detail": error.reason}, status_code=400)
     return JSONResponse({"outcome": "verified"})

@@ -19,6 +19,7 @@ from core.models import Booking
 from core.services import booking_access, checkout_service, payment_events
 from core.services.booking_view import booking_json
 from core.services.reconcile import find_scheduled_invitee
+from core.states import BookingStatus, WebhookOutcome
 from core.stripe import StripeGatewayError
 from webhook_service import openapi as oa
 from webhook_service.deps import EngineDep, VisitorDep
@@ -72,7 +73,7 @@ def _ask_calendly(engine, booking_id: str) -> bool:
         _last_calendly_lookup.clear()
     _last_calendly_lookup[booking_id] = now
     try:
-        return find_scheduled_invitee(engine, booking_id) == "processed"
+        return find_scheduled_invitee(engine, booking_id) == WebhookOutcome.PROCESSED
     except CalendlyError as error:
         log.warning("Calendly lookup for %s failed: %s", booking_id, type(error).__name__)
         return False
@@ -103,11 +104,13 @@ def success(request: Request, engine: EngineDep, visitor: VisitorDep, background
         on_its_way = booking is not None and booking.payment_processing_since is not None
     if booking_id is None:
         return _not_found(request)
-    if status == "PENDING_PAYMENT" and not on_its_way:  # a bank payment on its way: Stripe has told us
+    # (Not for a bank payment on its way: Stripe has told us about it already.)
+    if status == BookingStatus.PENDING_PAYMENT and not on_its_way:
         # Stripe advises fulfilling from the session on the success page too; we still only trust
         # what Stripe's API says, never the redirect itself.
         try:
-            if payment_events.sync_checkout(engine, session_id, actor="stripe:api").outcome == "processed":
+            checkout = payment_events.sync_checkout(engine, session_id, actor="stripe:api")
+            if checkout.outcome == WebhookOutcome.PROCESSED:
                 kick_outbox(background, engine)
         except StripeGatewayError:
             log.warning("could not read checkout session on the success page; the webhook will tell")

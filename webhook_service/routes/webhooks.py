@@ -9,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from core.services.webhook_ingest import ingest
+from core.states import WebhookOutcome
 from webhook_service import openapi as oa
 from webhook_service.deps import EngineDep, SettingsDep
 from webhook_service.outbox_kick import kick_outbox
@@ -33,9 +34,9 @@ async def _read_limited(request: Request, limit: int) -> bytes | None:
 async def _receive(provider: str, request: Request, engine, settings, background: BackgroundTasks):
     raw = await _read_limited(request, settings.webhook_max_body_bytes)
     if raw is None:
-        return JSONResponse({"outcome": "rejected", "detail": "body too large"}, status_code=413)
+        return JSONResponse({"outcome": WebhookOutcome.REJECTED, "detail": "body too large"}, status_code=413)
     result = await run_in_threadpool(ingest, engine, provider, raw, dict(request.headers))
-    if result.status_code == 200 and result.outcome == "processed":
+    if result.status_code == 200 and result.outcome == WebhookOutcome.PROCESSED:
         kick_outbox(background, engine)
     return JSONResponse(result.body(), status_code=result.status_code)
 
