@@ -192,12 +192,17 @@ def booking_actions(viewer: Viewer, detail: BookingDetail) -> None:
             st.rerun()
 
 
-def outbox_entries(viewer: Viewer, entries, tz: str, *, key: str) -> None:
-    if not entries:
+def _listed(viewer: Viewer, rows, frame, *, key: str) -> bool:
+    """Show `rows` as a table ("None." when empty); True when an admin's per-row actions follow."""
+    if not rows:
         st.caption("None.")
-        return
-    st.dataframe(tables.outbox_frame(entries, tz), hide_index=True, key=f"{key}_outbox")
-    if not viewer.is_admin:
+        return False
+    st.dataframe(frame(rows), hide_index=True, key=key)
+    return viewer.is_admin
+
+
+def outbox_entries(viewer: Viewer, entries, tz: str, *, key: str) -> None:
+    if not _listed(viewer, entries, lambda rows: tables.outbox_frame(rows, tz), key=f"{key}_outbox"):
         return
     for entry in entries:
         if entry.status == OutboxStatus.FAILED or (entry.status == OutboxStatus.PENDING and entry.last_error):
@@ -210,11 +215,7 @@ def outbox_entries(viewer: Viewer, entries, tz: str, *, key: str) -> None:
 
 
 def webhook_events(viewer: Viewer, events, tz: str, *, key: str) -> None:
-    if not events:
-        st.caption("None.")
-        return
-    st.dataframe(tables.webhooks_frame(events, tz), hide_index=True, key=f"{key}_webhooks")
-    if not viewer.is_admin:
+    if not _listed(viewer, events, lambda rows: tables.webhooks_frame(rows, tz), key=f"{key}_webhooks"):
         return
     for event in events:
         with st.expander(f"#{event.id} {md(event.provider)} {md(event.event_type)} — {md(event.outcome)}"):
