@@ -16,7 +16,7 @@ from core.models import (
 from core.services.payment_events import PAYMENT_MISMATCH
 from core.services.slot_binding import SLOT_MISMATCH, STRAY_SLOT
 from core.reporting.bookings import (
-    MAX_PAGE_SIZE, OutboxRow, WebhookRow, outbox_row, webhook_row,
+    MAX_PAGE_SIZE, OutboxRow, RefundRow, WebhookRow, outbox_row, refund_row, webhook_row,
 )
 from core.states import OutboxStatus, RefundStatus, WebhookOutcome
 
@@ -26,20 +26,11 @@ REFUND_STATUSES = (RefundStatus.REQUESTED, RefundStatus.PENDING, RefundStatus.SU
 
 
 @dataclass(frozen=True)
-class LedgerRefund:
-    id: int
-    created_at: datetime
-    booking_id: str
-    builder_name: str
-    client_email: str
-    amount_cents: int
-    currency: str
-    status: str
-    rule: str
-    reason: str
-    issued_by: str
-    stripe_refund_id: str | None
-    failure_reason: str | None
+class LedgerRefund(RefundRow):
+    """A refund with whose booking it is, for the admin's refund ledger."""
+
+    builder_name: str = ""
+    client_email: str = ""
 
 
 @dataclass(frozen=True)
@@ -92,16 +83,14 @@ def refund_ledger(session: Session, viewer: Viewer, *, statuses: tuple[str, ...]
     totals = session.execute(narrowed(totals).group_by(Refund.currency, Refund.status)
                              .order_by(Refund.currency, Refund.status)).all()
     rows = session.execute(narrowed(
-        select(Refund.id, Refund.created_at, Refund.booking_id, Builder.name, Client.email,
-               Refund.amount_cents, Refund.currency, Refund.status, Refund.rule, Refund.reason,
-               Refund.issued_by, Refund.stripe_refund_id, Refund.failure_reason)
+        select(Refund, Builder.name, Client.email)
         .join(Booking, Booking.id == Refund.booking_id)
         .join(Builder, Builder.id == Booking.builder_id)
         .join(Client, Client.id == Booking.client_id)
     ).order_by(Refund.created_at.desc(), Refund.id.desc()).limit(page_size).offset((page - 1) * page_size)).all()
     return RefundLedger(
-        rows=[LedgerRefund(r[0], r[1], r[2], r[3], r[4], int(r[5]), r[6], r[7], r[8], r[9], r[10], r[11], r[12])
-              for r in rows],
+        rows=[LedgerRefund(**vars(refund_row(refund)), builder_name=builder, client_email=client)
+              for refund, builder, client in rows],
         total=sum(int(t[2]) for t in totals), page=page, page_size=page_size,
         totals=[RefundTotal(t[0], t[1], int(t[2]), int(t[3])) for t in totals],
     )
