@@ -93,41 +93,37 @@ class CalendlyWebhook:
 # ----- small typed getters: each raises PayloadError naming the field ----------------------
 
 
-def _obj(container: dict, key: str, where: str, *, required: bool = False) -> dict | None:
+def _obj(container: dict, key: str, where: str) -> dict | None:
+    """An optional object field."""
     value = container.get(key)
-    if value is None:
-        if required:
-            raise PayloadError(f"{where}.{key} is missing")
-        return None
-    if not isinstance(value, dict):
+    if value is not None and not isinstance(value, dict):
         raise PayloadError(f"{where}.{key} must be an object, got {type(value).__name__}")
     return value
 
 
-def _need_obj(container: dict, key: str, where: str) -> dict:
-    value = _obj(container, key, where, required=True)
-    if value is None:  # unreachable: required=True raises; keeps the type checker honest
-        raise PayloadError(f"{where}.{key} is missing")
-    return value
-
-
-def _str(container: dict | None, key: str, where: str, *, required: bool = False) -> str | None:
+def _str(container: dict | None, key: str, where: str) -> str | None:
     """An optional string field; "" counts as absent."""
     value = None if container is None else container.get(key)
-    if value is None or (isinstance(value, str) and value == ""):
-        if required:
-            raise PayloadError(f"{where}.{key} is missing")
+    if value is None or value == "":
         return None
     if not isinstance(value, str):
         raise PayloadError(f"{where}.{key} must be a string, got {type(value).__name__}")
     return value
 
 
-def _need_str(container: dict, key: str, where: str) -> str:
-    value = _str(container, key, where, required=True)
-    if value is None:  # unreachable, as in _need_obj
+def _present(value, where: str, key: str):
+    """A required field: the optional getter's value, which is None only when the field is absent."""
+    if value is None:
         raise PayloadError(f"{where}.{key} is missing")
     return value
+
+
+def _need_obj(container: dict, key: str, where: str) -> dict:
+    return _present(_obj(container, key, where), where, key)
+
+
+def _need_str(container: dict, key: str, where: str) -> str:
+    return _present(_str(container, key, where), where, key)
 
 
 def _bool(container: dict | None, key: str, where: str) -> bool | None:
