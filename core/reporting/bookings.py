@@ -48,28 +48,34 @@ class BookingFilters:
 
 
 @dataclass(frozen=True)
-class BookingRow:
+class BookingFacts:
+    """What every view of a booking shows: who, when, where it stands and its money."""
+
     id: str
-    created_at: datetime
-    start_time: datetime | None
     status: str
     payment_status: str
     amount_cents: int
     currency: str
     paid_cents: int
     refunded_cents: int
+    created_at: datetime
+    start_time: datetime | None
+    payment_processing_since: datetime | None
     builder_id: int
     builder_name: str
-    session_type_id: int
     session_type_name: str
     client_name: str
     client_email: str
-    payment_processing_since: datetime | None = None
 
     @property
     def payment_on_its_way(self) -> bool:
         """Paid by bank transfer and settling: not an unpaid booking."""
         return self.status == S.PENDING_PAYMENT and self.payment_processing_since is not None
+
+
+@dataclass(frozen=True)
+class BookingRow(BookingFacts):
+    session_type_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -413,26 +419,11 @@ def refund_row(r: Refund) -> RefundRow:
 
 
 @dataclass(frozen=True)
-class BookingDetail:
-    id: str
-    status: str
-    payment_status: str
-    amount_cents: int
-    currency: str
-    paid_cents: int
-    refunded_cents: int
+class BookingDetail(BookingFacts):
     refundable_cents: int
-    created_at: datetime
-    start_time: datetime | None
     end_time: datetime | None
     hold_expires_at: datetime | None
     invitee_timezone: str | None
-    payment_processing_since: datetime | None
-    builder_id: int
-    builder_name: str
-    session_type_name: str
-    client_name: str
-    client_email: str
     calendly_event_uri: str | None
     stripe_checkout_session_id: str | None
     cancel_reason: str | None
@@ -448,11 +439,6 @@ class BookingDetail:
     @property
     def can_cancel(self) -> bool:
         return can_cancel(self.status)
-
-    @property
-    def payment_on_its_way(self) -> bool:
-        """Paid by bank transfer and settling: not an unpaid booking."""
-        return self.status == S.PENDING_PAYMENT and self.payment_processing_since is not None
 
     @property
     def can_resend_payment_link(self) -> bool:
