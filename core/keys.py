@@ -7,6 +7,7 @@ from outside input (emails, URIs, provider ids) are bounded: a long one keeps it
 from __future__ import annotations
 
 import hashlib
+from enum import StrEnum
 
 from core.models import Notification, OutboxEntry, WebhookEvent
 
@@ -59,32 +60,20 @@ def outbox_key(key: str) -> str:
     return bounded_key(key, IDEMPOTENCY_KEY_LENGTH)
 
 
-def checkout_key(booking_id: str, expires_at: int) -> str:
-    """One Checkout Session per booking and hold: a retried creation gets the same session back."""
-    return outbox_key(f"checkout:{booking_id}:{expires_at}")
+class Effect(StrEnum):
+    """A side effect an idempotency key names; the value is the key's prefix, then its ids."""
+
+    CHECKOUT = "checkout"                      # booking id, the hold's end: one session per hold
+    CHECKOUT_EXPIRE = "checkout-expire"        # Checkout Session id
+    CALENDLY_CANCEL = "calendly-cancel"        # event URI: one cancellation, whoever asks for it
+    REFUND = "refund"                          # booking id, refund row id: never paid out twice
+    REFUSED_PAYMENT_REFUND = "refund-refused"  # payment intent id: a refused payment goes back once
+    REFUND_SYNC = "refund-sync"                # Stripe event id
 
 
-def checkout_expire_key(checkout_id: str) -> str:
-    return outbox_key(f"checkout-expire:{checkout_id}")
-
-
-def calendly_cancel_key(event_uri: str) -> str:
-    """One cancellation per Calendly event, whoever asks for it (expiry, cancel, a stray slot)."""
-    return outbox_key(f"calendly-cancel:{event_uri}")
-
-
-def refund_key(booking_id: str, refund_id: int) -> str:
-    """A refund row of ours: the key Stripe sees, so a retried refund is never paid twice."""
-    return outbox_key(f"refund:{booking_id}:{refund_id}")
-
-
-def refused_payment_refund_key(payment_intent_id: str) -> str:
-    """All of a payment we refused (not what its booking owes) goes back once."""
-    return outbox_key(f"refund-refused:{payment_intent_id}")
-
-
-def refund_sync_key(event_id: str) -> str:
-    return outbox_key(f"refund-sync:{event_id}")
+def effect_key(effect: Effect, *ids: object) -> str:
+    """The key of one side effect: the outbox entry's, and the Idempotency-Key Stripe sees."""
+    return outbox_key(":".join([effect.value, *(str(part) for part in ids)]))
 
 
 def notification_key(booking_id: str, kind: str, to_email: str, dedupe: str = "") -> str:

@@ -14,14 +14,14 @@ from sqlalchemy.orm import Session
 from core.calendly import CalendlyWebhook, PayloadError, parse_calendly_webhook
 from core.config import get_settings
 from core.errors import DomainError, NotFound
-from core.keys import calendly_cancel_key, calendly_event_key
+from core.keys import calendly_event_key
 from core.models import Booking, BookingHistory, Client, SessionType, WebhookEvent, utcnow
 from core.services import checkout_service, refunds, slot_binding
 from core.services.notifications import notify
-from core.services.outbox import enqueue
+from core.services.outbox import STRAY_SLOT_REASON, cancel_calendly_event_later
 from core.services.outcome import Outcome
 from core.services.transitions import WITH_PARTIES, lock_booking, record, transition
-from core.states import BookingStatus as S, OutboxKind, WebhookOutcome as O, can_cancel
+from core.states import BookingStatus as S, WebhookOutcome as O, can_cancel
 
 CALENDLY = "calendly:webhook"
 
@@ -80,14 +80,10 @@ def _find_booking(session: Session, *refs: str | None, invitee_uris: tuple[str |
     ).scalars().first()
 
 
-def _cancel_calendly_event(session: Session, booking: Booking, event_uri: str, reason: str, *,
-                           builder_id: int | None = None) -> None:
-    """Cancel a Calendly event from the outbox with the token of the builder who hosts it
-    (`builder_id`, the booking's builder by default; None when no builder of ours does)."""
-    enqueue(session, OutboxKind.CALENDLY_CANCEL, calendly_cancel_key(event_uri),
-            {"builder_id": builder_id if builder_id is not None else booking.builder_id,
-             "event_uri": event_uri, "reason": reason},
-            booking_id=booking.id)
+def _cancel_calendly_event(session: Session, booking: Booking, event_uri: str, reason: str) -> None:
+    """Cancel the booking's own Calendly event (its builder hosts it) from the outbox."""
+    cancel_calendly_event_later(session, booking_id=booking.id, event_uri=event_uri,
+                                builder_id=booking.builder_id, reason=reason)
 
 
 def _refuse_stray_slot(session: Session, booking: Booking, hook: CalendlyWebhook, why: str) -> Outcome:
@@ -98,11 +94,8 @@ def _refuse_stray_slot(session: Session, booking: Booking, hook: CalendlyWebhook
     record(session, booking, cause=slot_binding.STRAY_SLOT, actor=CALENDLY, details={
         "invitee": hook.invitee_uri, "event": hook.event_uri, "event_type": hook.event_type_uri,
         "hosts": list(hook.host_uris), "why": why, "owner_builder_id": owner.id if owner else None})
-    enqueue(session, OutboxKind.CALENDLY_CANCEL, calendly_cancel_key(hook.event_uri),
-            {"builder_id": owner.id if owner else None, "event_uri": hook.event_uri,
-             "reason": "This time was booked with a link that was not for it; please book again "
-                       "through the builder's profile."},
-            booking_id=booking.id)
+    cancel_calendly_event_later(session, booking_id=booking.id, event_uri=hook.event_uri,
+                                builder_id=owner.id if owner else None, reason=STRAY_SLOT_REASON)
     released = "its host's Calendly event is canceled" if owner else \
         "no builder of ours hosts it: an admin must cancel it in Calendly"
     return Outcome(O.STRAY, booking.id, f"stray slot refused: {why}; {released}")

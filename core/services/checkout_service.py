@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from core.config import get_settings
 from core.db import session_scope
-from core.keys import checkout_expire_key
+from core.keys import Effect, effect_key
 from core.models import Booking, utcnow
 from core.services.booking_access import with_token
 from core.services.outbox import enqueue
@@ -103,7 +103,7 @@ def open_checkout(engine: Engine, booking_id: str, gateway: StripeGateway | None
 
 
 def _expire_checkout_later(session: Session, booking: Booking, checkout_id: str) -> None:
-    enqueue(session, OutboxKind.STRIPE_EXPIRE_CHECKOUT, checkout_expire_key(checkout_id),
+    enqueue(session, OutboxKind.STRIPE_EXPIRE_CHECKOUT, effect_key(Effect.CHECKOUT_EXPIRE, checkout_id),
             {"checkout_session_id": checkout_id}, booking_id=booking.id)
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from core.db import insert_ignore, session_scope
-from core.keys import outbox_key
+from core.keys import Effect, effect_key, outbox_key
 from core.errors import DomainError, NotFound
 from core.models import OutboxEntry, utcnow
 from core.states import OutboxKind, OutboxStatus
@@ -49,6 +49,20 @@ def enqueue(
          "status": OutboxStatus.PENDING, "attempts": 0, "next_attempt_at": utcnow(), "created_at": utcnow()},
         ["idempotency_key"],
     )
+
+
+def cancel_calendly_event_later(session: Session, *, booking_id: str, event_uri: str,
+                                builder_id: int | None, reason: str) -> int | None:
+    """Cancel a Calendly event from the outbox with the token of `builder_id`, the builder who hosts
+    it (None when no builder of ours does: the entry then fails at once, for an admin to see).
+    One entry per event, whoever asks for it (expiry, a cancellation, a stray slot)."""
+    return enqueue(session, OutboxKind.CALENDLY_CANCEL, effect_key(Effect.CALENDLY_CANCEL, event_uri),
+                   {"builder_id": builder_id, "event_uri": event_uri, "reason": reason}, booking_id=booking_id)
+
+
+# What a client whose slot is refused reads in Calendly's cancellation email.
+STRAY_SLOT_REASON = ("This time was booked with a link that was not for it; please book again through "
+                     "the builder's profile.")
 
 
 def backoff(attempts: int) -> timedelta:

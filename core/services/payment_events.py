@@ -13,11 +13,11 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from core.db import insert_ignore, session_scope
-from core.keys import calendly_cancel_key, refund_sync_key, refused_payment_refund_key
+from core.keys import Effect, effect_key
 from core.models import Booking, Payment, Refund, utcnow
 from core.money import MoneyError, format_amount
 from core.services.notifications import notify
-from core.services.outbox import enqueue
+from core.services.outbox import cancel_calendly_event_later, enqueue
 from core.services.outcome import Outcome
 from core.services.payment_processing import note_processing
 from core.services.refunds import create_refund
@@ -117,7 +117,7 @@ def _refuse_payment(session: Session, booking: Booking, checkout: dict, why: str
     if checkout.get("payment_status") == "unpaid" or not intent_id:
         record(session, booking, cause=PAYMENT_MISMATCH, actor=actor, details=details)
         return Outcome(O.PROCESSED, booking.id, f"payment refused: {why}")
-    queued = enqueue(session, OutboxKind.STRIPE_REFUND_REFUSED_PAYMENT, refused_payment_refund_key(intent_id),
+    queued = enqueue(session, OutboxKind.STRIPE_REFUND_REFUSED_PAYMENT, effect_key(Effect.REFUSED_PAYMENT_REFUND, intent_id),
                      {"payment_intent": intent_id, "booking_id": booking.id, "reason": why},
                      booking_id=booking.id)
     if queued is None:
@@ -144,10 +144,9 @@ def expire_locked(session: Session, booking: Booking, *, actor: str, cause: str)
     transition(session, booking, S.EXPIRED, cause=cause, actor=actor)
     booking.hold_expires_at = None
     if booking.calendly_event_uri:
-        enqueue(session, OutboxKind.CALENDLY_CANCEL, calendly_cancel_key(booking.calendly_event_uri),
-                {"builder_id": booking.builder_id, "event_uri": booking.calendly_event_uri,
-                 "reason": "Payment was not completed in time; the slot is released."},
-                booking_id=booking.id)
+        cancel_calendly_event_later(session, booking_id=booking.id, event_uri=booking.calendly_event_uri,
+                                    builder_id=booking.builder_id,
+                                    reason="Payment was not completed in time; the slot is released.")
     if booking.start_time is not None:
         notify(session, booking, "booking_expired")
 
@@ -218,7 +217,7 @@ def queue_refund_sync(session: Session, charge: dict, event_id: str) -> Outcome:
     ).scalar_one_or_none()
     if payment is None:
         return Outcome(O.UNMATCHED, note="charge for a payment we do not know")
-    enqueue(session, OutboxKind.STRIPE_SYNC_REFUNDS, refund_sync_key(event_id),
+    enqueue(session, OutboxKind.STRIPE_SYNC_REFUNDS, effect_key(Effect.REFUND_SYNC, event_id),
             {"payment_intent": intent}, booking_id=payment.booking_id)
     return Outcome(O.PROCESSED, payment.booking_id, "refund sync queued")
 

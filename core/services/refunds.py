@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from core.errors import NotFound, RefundRefused
-from core.keys import refund_key
+from core.keys import Effect, effect_key
 from core.models import Booking, Payment, Refund, utcnow
 from core.money import format_amount
 from core.refund_policy import decide_refund, policy_for
@@ -94,7 +94,7 @@ def create_refund(session: Session, booking: Booking, payment: Payment, amount: 
                     issued_by=actor)
     session.add(refund)
     session.flush()
-    enqueue(session, OutboxKind.STRIPE_REFUND, refund_key(booking.id, refund.id),
+    enqueue(session, OutboxKind.STRIPE_REFUND, effect_key(Effect.REFUND, booking.id, refund.id),
             {"refund_id": refund.id}, booking_id=booking.id)
     record(session, booking, cause="refund_requested", actor=actor,
            details={"refund_id": refund.id, "amount_cents": amount, "currency": payment.currency,

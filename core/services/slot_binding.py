@@ -16,13 +16,12 @@ from sqlalchemy.orm import Session
 
 from core.calendly import CalendlyAPIError, CalendlyWebhook
 from core.db import session_scope
-from core.keys import calendly_cancel_key
 from core.models import Booking, BookingHistory, Builder, SessionType
 from core.providers import calendly_for
 from core.services import checkout_service
-from core.services.outbox import enqueue
+from core.services.outbox import STRAY_SLOT_REASON, cancel_calendly_event_later
 from core.services.transitions import record, transition
-from core.states import BookingStatus as S, OutboxKind
+from core.states import BookingStatus as S
 
 log = logging.getLogger(__name__)
 
@@ -128,9 +127,6 @@ def release_mismatched_slot(session: Session, booking: Booking, *, event_type_ur
     booking.hold_expires_at = None
     checkout_service.close_checkout(session, booking)
     if booking.calendly_event_uri:
-        enqueue(session, OutboxKind.CALENDLY_CANCEL, calendly_cancel_key(booking.calendly_event_uri),
-                {"builder_id": owner.id if owner else None, "event_uri": booking.calendly_event_uri,
-                 "reason": "This time was booked with a link that was not for it; please book again "
-                           "through the builder's profile."},
-                booking_id=booking.id)
+        cancel_calendly_event_later(session, booking_id=booking.id, event_uri=booking.calendly_event_uri,
+                                    builder_id=owner.id if owner else None, reason=STRAY_SLOT_REASON)
     return "released"

@@ -15,7 +15,7 @@ from functools import lru_cache
 import stripe
 
 from core.config import get_settings
-from core.keys import checkout_expire_key, checkout_key
+from core.keys import Effect, effect_key
 
 # Seconds to wait for one Stripe answer. The SDK's default (80 s, times its retries) would hold a
 # client's payment page for minutes while Stripe hangs; refunds are retried by the outbox anyway.
@@ -78,7 +78,7 @@ class StripeGateway:
     def create_checkout(self, params: dict) -> dict:
         """Create the Checkout Session described by `params` (see checkout_service.checkout_params),
         idempotently per booking (`client_reference_id`) and expiry (`expires_at`)."""
-        key = checkout_key(params["client_reference_id"], params["expires_at"])
+        key = effect_key(Effect.CHECKOUT, params["client_reference_id"], params["expires_at"])
         return _call(self._client.v1.checkout.sessions.create, params=params,
                      options={"idempotency_key": key}).to_dict()
 
@@ -100,7 +100,7 @@ class StripeGateway:
             return current
         try:
             return _call(self._client.v1.checkout.sessions.expire, checkout_id,
-                         options={"idempotency_key": checkout_expire_key(checkout_id)}).to_dict()
+                         options={"idempotency_key": effect_key(Effect.CHECKOUT_EXPIRE, checkout_id)}).to_dict()
         except StripeRefused:
             after = self.checkout(checkout_id, with_payment_intent=with_payment_intent)
             if after.get("status") == "open":
