@@ -170,39 +170,31 @@ def _booking_ref(payload: dict, where: str) -> str | None:
     return ref or None
 
 
+def _objects(container: dict | None, key: str, where: str) -> list[tuple[dict, str]]:
+    """The objects of an optional list field, each with where it is (for error messages)."""
+    raw = None if container is None else container.get(key)
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise PayloadError(f"{where}.{key} must be a list")
+    items = [(item, f"{where}.{key}[{index}]") for index, item in enumerate(raw)]
+    for item, item_where in items:
+        if not isinstance(item, dict):
+            raise PayloadError(f"{item_where} must be an object")
+    return items
+
+
 def _host_uris(scheduled: dict | None, where: str) -> tuple[str, ...]:
     """`event_memberships[].user` of a scheduled event (its hosts), in order."""
-    raw = None if scheduled is None else scheduled.get("event_memberships")
-    if raw is None:
-        return ()
-    if not isinstance(raw, list):
-        raise PayloadError(f"{where}.event_memberships must be a list")
-    hosts = []
-    for index, member in enumerate(raw):
-        item_where = f"{where}.event_memberships[{index}]"
-        if not isinstance(member, dict):
-            raise PayloadError(f"{item_where} must be an object")
-        user = _str(member, "user", item_where)
-        if user:
-            hosts.append(user)
-    return tuple(hosts)
+    users = (_str(member, "user", member_where) for member, member_where in
+             _objects(scheduled, "event_memberships", where))
+    return tuple(user for user in users if user)
 
 
 def _questions(payload: dict, where: str) -> tuple[tuple[str, str], ...]:
-    raw = payload.get("questions_and_answers")
-    if raw is None:
-        return ()
-    if not isinstance(raw, list):
-        raise PayloadError(f"{where}.questions_and_answers must be a list")
-    pairs = []
-    for index, item in enumerate(raw):
-        item_where = f"{where}.questions_and_answers[{index}]"
-        if not isinstance(item, dict):
-            raise PayloadError(f"{item_where} must be an object")
-        question = _need_str(item, "question", item_where)
-        answer = _str(item, "answer", item_where)  # unanswered optional questions come as ""/null
-        pairs.append((question, answer or ""))
-    return tuple(pairs)
+    # Unanswered optional questions come as "" or null.
+    return tuple((_need_str(item, "question", item_where), _str(item, "answer", item_where) or "")
+                 for item, item_where in _objects(payload, "questions_and_answers", where))
 
 
 # ----- the two shapes ------------------------------------------------------------------------
