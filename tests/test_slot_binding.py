@@ -97,6 +97,10 @@ def test_another_session_types_link_with_a_forged_booking_id_attaches_nothing(li
     assert _event_status(live, booked["event"]) == "canceled"
     # Calendly's invitee.canceled for the released slot changes nothing either.
     assert live.status(cheap_id) == "PENDING_SCHEDULING"
+    # The client is told, instead of waiting on a page that refreshes forever.
+    told = browser.get(f"{live.web}/payment/{cheap_id}", allow_redirects=False, timeout=30)
+    assert told.status_code == 200 and "That time was not for this session" in told.text
+    assert 'http-equiv="refresh"' not in told.text and f'href="/profile/{live.builder_id}"' in told.text
     # No checkout for the cheap booking at the dear slot's time.
     answer = live.stripe_state()
     assert not [s for s in answer.get("checkout_sessions", answer.get("sessions", []))

@@ -72,6 +72,18 @@ def hosts_of(scheduled_event: dict) -> tuple[str, ...]:
     return tuple(m["user"] for m in members if isinstance(m, dict) and isinstance(m.get("user"), str))
 
 
+def refused_slot(session: Session, booking_id: str) -> str | None:
+    """Why the slot the client just picked was refused, while the booking still waits for its own
+    (the last thing that happened to it was a stray refusal); None otherwise."""
+    last = session.execute(
+        select(BookingHistory).where(BookingHistory.booking_id == booking_id)
+        .order_by(BookingHistory.id.desc()).limit(1)
+    ).scalar_one_or_none()
+    if last is None or last.cause != STRAY_SLOT or last.to_status != S.PENDING_SCHEDULING:
+        return None
+    return str((last.details or {}).get("why") or "the time was booked through a link for another session")
+
+
 def complete_slot_facts(engine: Engine, hook: CalendlyWebhook) -> CalendlyWebhook:
     """An `invitee.created` whose payload lacks the event type or the hosts (the older shape names
     hosts only by display name), completed by reading the scheduled event from Calendly's API.

@@ -16,7 +16,7 @@ from core.calendly import CalendlyError
 from core.db import session_scope
 from core.errors import NotFound
 from core.models import Booking
-from core.services import booking_access, checkout_service, payment_events
+from core.services import booking_access, checkout_service, payment_events, slot_binding
 from core.services.booking_view import booking_json
 from core.services.reconcile import find_scheduled_invitee
 from core.states import BookingStatus, WebhookOutcome
@@ -40,6 +40,11 @@ def _booking(engine, booking_id: str) -> dict | None:
             return booking_json(session, booking_id)
         except NotFound:
             return None
+
+
+def _refused_slot(engine, booking_id: str) -> str | None:
+    with session_scope(engine, read_only=True) as session:
+        return slot_binding.refused_slot(session, booking_id)
 
 
 def _not_found(request: Request):
@@ -159,5 +164,6 @@ async def pay(booking_id: str, request: Request, engine: EngineDep, visitor: Vis
         return RedirectResponse(own_path, status_code=303)
     data = _booking(engine, booking_id)
     if result.status == "waiting":
-        return page(request, "payment_wait.html", booking=data)
+        refused = await run_in_threadpool(_refused_slot, engine, booking_id)
+        return page(request, "payment_wait.html", booking=data, refused=refused)
     return page(request, "booking_status.html", booking=data, pay_path=own_path)
