@@ -133,8 +133,10 @@ def check_transition(current: BookingStatus, target: BookingStatus) -> None:
 
 
 # Refund rows in these statuses hold money back from the refundable remainder: a refund we have
-# decided on (requested) or Stripe is working on (pending) must not be refunded a second time.
-COMMITTED_REFUND_STATUSES = frozenset({RefundStatus.REQUESTED, RefundStatus.PENDING, RefundStatus.SUCCEEDED})
+# decided on (requested), Stripe is working on (pending) or waits on the customer for
+# (requires_action) must not be refunded a second time.
+COMMITTED_REFUND_STATUSES = frozenset({RefundStatus.REQUESTED, RefundStatus.PENDING, RefundStatus.REQUIRES_ACTION,
+                                       RefundStatus.SUCCEEDED})
 
 
 def derive_payment_state(paid_cents: int, refunded_cents: int, disputed: bool) -> PaymentState:

@@ -185,12 +185,22 @@ def test_failed_refund_gives_its_amount_back_to_the_refundable_remainder(session
 
 
 @pytest.mark.parametrize("status,counts", [
-    ("requested", True), ("pending", True), ("succeeded", True), ("failed", False), ("canceled", False),
+    ("requested", True), ("pending", True), ("requires_action", True), ("succeeded", True), ("failed", False),
+    ("canceled", False),
 ])
 def test_only_committed_refund_statuses_reduce_the_remainder(session, status, counts):
     booking, payment = _paid_booking(session, amount=1_000)
     make_refund(session, payment, 400, status=status)
     assert summarize(session, booking).refundable_cents == (600 if counts else 1_000)
+
+
+def test_a_refund_waiting_on_the_customer_is_not_refunded_a_second_time(session):
+    """Stripe's `requires_action`: the money is on its way back once the customer acts, so the
+    remainder an admin may still refund does not include it."""
+    booking, payment = _paid_booking(session, amount=1_000)
+    make_refund(session, payment, 1_000, status="requires_action")
+    with pytest.raises(RefundRefused, match="already fully refunded"):
+        refund_service.request_refund(session, booking.id, None, reason="again", actor="admin:test")
 
 
 def test_refunds_are_spread_over_several_payments_of_one_booking(session):

@@ -20,9 +20,8 @@ from core.reporting.bookings import (
 )
 from core.states import OutboxStatus, RefundStatus, WebhookOutcome
 
-# The statuses the refunds page filters by.
-REFUND_STATUSES = (RefundStatus.REQUESTED, RefundStatus.PENDING, RefundStatus.SUCCEEDED, RefundStatus.FAILED,
-                   RefundStatus.CANCELED)
+# The statuses the refunds page filters by: every one a refund row can have.
+REFUND_STATUSES = tuple(RefundStatus)
 
 
 @dataclass(frozen=True)
