@@ -69,6 +69,7 @@ class Builder(Base):
     calendly_organization_uri: Mapped[str | None] = mapped_column(String(500))
     calendly_token_encrypted: Mapped[str | None] = mapped_column(Text)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    bio: Mapped[str | None] = mapped_column(Text)  # shown on the home page and the builder's profile
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     session_types: Mapped[list["SessionType"]] = relationship(back_populates="builder")
@@ -286,7 +287,23 @@ class DashboardUser(Base):
     password_hash: Mapped[str] = mapped_column(String(300))
     role: Mapped[str] = mapped_column(String(16))  # admin | builder
     builder_id: Mapped[int | None] = mapped_column(ForeignKey("builders.id"))
+    # The zone this person reads times in (IANA name); None: a builder's own, else UTC.
+    timezone: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DashboardSession(Base):
+    """A signed-in dashboard user, kept across page reloads: a cookie carries the session id, only
+    its hash is stored, and the row decides (expiry, sign-out)."""
+
+    __tablename__ = "dashboard_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("dashboard_users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    revoked_at: Mapped[datetime | None]
 
 
 class LoginToken(Base):
