@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     # A client's sign-in lasts this long, or the longer one when they tick "keep me signed in".
     client_session_hours: int = Field(default=12, ge=1, le=7 * 24)
     client_session_remember_days: int = Field(default=30, ge=1, le=365)
+    # A dashboard sign-in survives reloads while in use: it ends after this many idle hours, and
+    # in any case this many days after signing in (core/services/dashboard_sessions.py).
+    dashboard_session_idle_hours: int = Field(default=12, ge=1, le=7 * 24)
+    dashboard_session_max_days: int = Field(default=7, ge=1, le=90)
     worker_poll_seconds: float = Field(default=2.0, gt=0)
     reconcile_every_seconds: float = Field(default=300.0, gt=0)
     # Request bodies, one limit per route family, refused with 413 before they are buffered
