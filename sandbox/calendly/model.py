@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlencode
 
-from .identities import EVENT_TYPE_SPECS, event_type_uuid, identity_from_token, sandbox_user_uuid
+from .identities import event_type_specs, event_type_uuid, identity_from_token, sandbox_user_uuid
 
 UTC = timezone.utc
 TIMEZONE = "Europe/London"
@@ -265,7 +265,7 @@ class CalendlyState:
                 org = str(uuid.uuid5(uuid.UUID(user_uuid), "organization"))
                 user = User(user_uuid, name, slug, f"{slug}@sandbox.calendly.test", org)
                 self.data.users[user_uuid] = user
-                for slug_, name_, duration, active, color, description in EVENT_TYPE_SPECS:
+                for slug_, name_, duration, active, color, description in event_type_specs(token):
                     et = EventType(event_type_uuid(user_uuid, slug_), user_uuid, slug_, name_,
                                    duration, active, color, description)
                     self.data.event_types[et.uuid] = et
