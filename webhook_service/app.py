@@ -4,17 +4,19 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
+from starlette.exceptions import HTTPException
 
 from core.config import settings_or_exit
 from core.db import get_engine
 from core.services.throttle import Throttled
 from webhook_service.body_limit import LimitBodies
 from webhook_service.nul_guard import RefuseNul
+from webhook_service.api_docs import add_docs
 from webhook_service.security_headers import SecurityHeaders
 from webhook_service.openapi import HEALTH
 from webhook_service.rendering import error_page
@@ -25,15 +27,28 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 
 def _wants_html(request: Request) -> bool:
-    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
+    """A person's browser on one of our pages; the JSON API and the webhooks always answer JSON."""
+    return (not request.url.path.startswith(("/api/", "/webhooks/"))
+            and "text/html" in request.headers.get("accept", ""))
+
+
+# What a browser sees for the errors no route chose a page for (an unknown address, a form's address
+# typed into the address bar): where they are and a way on, never {"detail": "Not Found"}.
+HTTP_ERROR_PAGES = {
+    404: ("Page not found", "There is nothing at this address. The link may be old or mistyped."),
+    405: ("This address is not a page", "This address only takes a form sent from one of our pages."),
+}
 
 
 def create_app() -> FastAPI:
     settings = settings_or_exit()  # a bad configuration stops start-up with one line
-    # The interactive docs and the schema describe every route: offered in sandbox mode only.
-    docs = {} if settings.sandbox else {"docs_url": None, "redoc_url": None, "openapi_url": None}
+    # The interactive docs and the schema describe every route: offered in sandbox mode only, the
+    # docs from our own files (webhook_service/api_docs.py).
     app = FastAPI(title="BuildAppsWith bookings", version="1.0.0",
-                  description="Calendly booking → Stripe payment, with webhooks and an admin API.", **docs)
+                  description="Calendly booking → Stripe payment, with webhooks and an admin API.",
+                  docs_url=None, redoc_url=None, openapi_url="/openapi.json" if settings.sandbox else None)
+    if settings.sandbox:
+        add_docs(app)
     app.include_router(webhooks.router)
     app.include_router(api.router)
     app.include_router(payment_pages.router)
@@ -54,11 +69,14 @@ def create_app() -> FastAPI:
             return JSONResponse({"status": "unhealthy", "database": "unreachable"}, status_code=503)
         return {"status": "ok"}
 
-    @app.exception_handler(HTTPException)
+    @app.exception_handler(HTTPException)  # Starlette's: also the router's own 404 and 405
     async def http_error(request: Request, error: HTTPException):
         if _wants_html(request):
-            return error_page(request, error.status_code, "Something is not right", str(error.detail),
-                              action_url="/", action_label="Go to the start page")
+            title, message = HTTP_ERROR_PAGES.get(error.status_code, ("Something is not right", str(error.detail)))
+            response = error_page(request, error.status_code, title, message, action_url="/",
+                                  action_label="Go to the start page")
+            response.headers.update(error.headers or {})  # a 405 keeps its Allow header
+            return response
         return JSONResponse({"detail": error.detail}, status_code=error.status_code, headers=error.headers)
 
     @app.exception_handler(Throttled)
@@ -86,7 +104,8 @@ def create_app() -> FastAPI:
         logging.getLogger("webhook_service").exception("unhandled error on %s", request.url.path)
         if _wants_html(request):
             return error_page(request, 500, "Something went wrong on our side",
-                              "Nothing was charged twice and nothing was lost. Please try again in a minute.")
+                              "Nothing was charged twice and nothing was lost. Please try again in a minute.",
+                              action_url="/", action_label="Go to the start page")
         return JSONResponse({"detail": "internal error; it has been logged"}, status_code=500)
 
     return app
