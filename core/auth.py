@@ -53,13 +53,23 @@ API_ADMIN = Viewer(user_id=0, email="api", role=ADMIN)
 
 
 def viewer_for_user(session: Session, user: DashboardUser) -> Viewer:
+    """The viewer for a dashboard account. Times are shown in the zone the person chose
+    (`DashboardUser.timezone`), else a builder's own zone, else UTC."""
     timezone, name = "UTC", ""
     if user.role == BUILDER and user.builder_id is not None:
         builder = session.get(Builder, user.builder_id)
         if builder is not None:
             timezone, name = builder.timezone or "UTC", builder.name
     return Viewer(user_id=user.id, email=user.email, role=user.role, builder_id=user.builder_id,
-                  timezone=timezone, name=name)
+                  timezone=user.timezone or timezone, name=name)
+
+
+def usable_viewer(session: Session, user: DashboardUser) -> Viewer | None:
+    """The viewer for an account that may sign in (a known role; a builder account tied to a
+    builder); None otherwise."""
+    if user.role not in (ADMIN, BUILDER) or (user.role == BUILDER and user.builder_id is None):
+        return None
+    return viewer_for_user(session, user)
 
 
 def _user_by_email(session: Session, email: str) -> DashboardUser | None:
@@ -76,9 +86,7 @@ def authenticate(session: Session, email: str, password: str) -> Viewer | None:
         return None
     if not verify_password(password or "", user.password_hash):
         return None
-    if user.role not in (ADMIN, BUILDER) or (user.role == BUILDER and user.builder_id is None):
-        return None
-    return viewer_for_user(session, user)
+    return usable_viewer(session, user)
 
 
 def viewer_for_email(session: Session, email: str) -> Viewer | None:
