@@ -1,11 +1,15 @@
 """A realistic demo data set, written by bulk inserts so a million bookings take minutes.
 
-Builders are the sandbox Calendly users of tokens `sandbox-<name>`, so their profile pages work
-against the stand-in. Bookings span the past year in every status, with payments, partial and
-full refunds, and a history row per status change.
+Builders are the sandbox Calendly users of tokens `sandbox-<name>` (`core/demo_builders.py`: who
+they are; `sandbox/calendly/identities.py`: the sessions the stand-in serves them), so their profile
+pages work against the stand-in. Bookings span the past year in every status, each one a story
+that fits "now" (`core/demo_bookings.py`): paid before its session, refunded after its payment and
+never in the future, completed only once it ended, inside its builder's working hours and never
+on top of another of their sessions.
 """
 from __future__ import annotations
 
+import math
 import random
 import sys
 import time
@@ -13,25 +17,21 @@ from datetime import timedelta
 
 from sqlalchemy import Engine, func, insert, select, text
 
-from core.bulk_rows import booking_row, history_rows, insert_rows
+from core.bulk_rows import insert_rows
 from core.config import get_settings
 from core.db import session_scope
-from core.models import (
-    Booking, BookingHistory, Builder, Client, DashboardUser, Payment, Refund, SessionType, utcnow,
-)
+from core.demo_bookings import CatalogBuilder, one_booking
+from core.demo_builders import DEMO_BUILDERS, DemoBuilder, extra_builders
+from core.demo_schedule import BuilderCalendar
+from core.models import Booking, BookingHistory, Builder, Client, DashboardUser, Payment, Refund, SessionType, utcnow
+from core.refund_policy import RefundPolicy
 from core.security import encrypt_secret, hash_password
-from core.states import BookingStatus as S, PaymentStatus, RefundRule, RefundStatus
-from sandbox.calendly.identities import EVENT_TYPE_SPECS, sandbox_event_type_uris, sandbox_user_uri
+from sandbox.calendly.identities import event_type_specs, sandbox_event_type_uris, sandbox_user_uri
 
 DEMO_ADMIN = ("admin@demo.test", "demo-admin-pass")
 DEMO_BUILDER_PASSWORD = "demo-builder-pass"
-# (token, name, email, currency, prices of the three active sandbox event types, in minor units)
-DEMO_BUILDERS = [
-    ("sandbox-ada", "Ada Lovelace", "ada@demo.test", "USD", (4900, 14900, 24900)),
-    ("sandbox-grace", "Grace Hopper", "grace@demo.test", "USD", (3900, 11900, 19900)),
-    ("sandbox-linus", "Linus Berg", "linus@demo.test", "EUR", (4500, 12000, 21000)),
-    ("sandbox-yuki", "Yuki Tanaka", "yuki@demo.test", "JPY", (5000, 15000, 25000)),
-]
+# A year of bookings one builder's calendar holds without crowding; more bookings, more builders.
+BOOKINGS_PER_BUILDER = 500
 FIRST = "Alex Sam Kim Noor Lea Omar Ivy Jon Mia Ravi Zoe Tom Ana Ben Eli Fay".split()
 LAST = "Smith Chen Garcia Okafor Novak Rossi Haddad Silva Berg Kowalski Ito Dubois".split()
 CHUNK = 5000
@@ -43,63 +43,74 @@ def _progress(label: str, done: int, total: int, started: float) -> None:
           file=sys.stderr, flush=True)
 
 
-def _ensure_catalog(engine: Engine) -> list[tuple[int, list[tuple[int, int, str, int]]]]:
-    """Builders, session types and dashboard accounts; returns [(builder_id, [(type id, price, currency, minutes)])]."""
+def _demo_builders(bookings: int, seed: int) -> list[DemoBuilder]:
+    wanted = math.ceil(bookings / BOOKINGS_PER_BUILDER)
+    return [*DEMO_BUILDERS, *extra_builders(max(0, wanted - len(DEMO_BUILDERS)), seed)]
+
+
+def _ensure_catalog(engine: Engine, demo_builders: list[DemoBuilder]) -> list[CatalogBuilder]:
+    """Builders, their priced session types and dashboard accounts (added once; a builder of older
+    demo data gets the bio and time zone it lacked, and its session types the stand-in no longer
+    serves are switched off)."""
     settings = get_settings()
     base = settings.calendly_api_base
+    password_hash = hash_password(DEMO_BUILDER_PASSWORD)  # once: hashing is slow on purpose
     catalog = []
     with session_scope(engine) as session:
         if not session.execute(select(DashboardUser).where(DashboardUser.email == DEMO_ADMIN[0])).first():
             session.add(DashboardUser(email=DEMO_ADMIN[0], password_hash=hash_password(DEMO_ADMIN[1]), role="admin"))
-        for token, name, email, currency, prices in DEMO_BUILDERS:
-            builder = session.execute(select(Builder).where(Builder.email == email)).scalar_one_or_none()
+        for demo in demo_builders:
+            builder = session.execute(select(Builder).where(Builder.email == demo.email)).scalar_one_or_none()
             if builder is None:
-                builder = Builder(name=name, email=email, calendly_user_uri=sandbox_user_uri(base, token),
-                                  calendly_token_encrypted=encrypt_secret(token, settings.app_secret_key),
-                                  timezone="Europe/London")
+                builder = Builder(name=demo.name, email=demo.email, calendly_user_uri=sandbox_user_uri(base, demo.token),
+                                  calendly_token_encrypted=encrypt_secret(demo.token, settings.app_secret_key),
+                                  timezone=demo.timezone, bio=demo.bio)
                 session.add(builder)
                 session.flush()
-                session.add(DashboardUser(email=email, password_hash=hash_password(DEMO_BUILDER_PASSWORD),
+                session.add(DashboardUser(email=demo.email, password_hash=password_hash,
                                           role="builder", builder_id=builder.id))
+            elif builder.bio is None:
+                builder.bio, builder.timezone = demo.bio, demo.timezone
+            uris = sandbox_event_type_uris(base, demo.token)
             types = []
-            uris = sandbox_event_type_uris(base, token)
-            names = [(name, minutes) for _slug, name, minutes, *_rest in EVENT_TYPE_SPECS]
-            for uri, price, (type_name, minutes) in zip(uris, prices, names):
+            for uri, (slug, type_name, minutes, *_rest) in zip(uris, event_type_specs(demo.token)):
+                if slug not in demo.prices:
+                    continue  # not offered (the stand-in lists it inactive)
                 session_type = session.execute(
                     select(SessionType).where(SessionType.calendly_event_type_uri == uri)).scalar_one_or_none()
                 if session_type is None:
                     session_type = SessionType(builder_id=builder.id, calendly_event_type_uri=uri, name=type_name,
-                                               duration_minutes=minutes, price_cents=price, currency=currency)
+                                               duration_minutes=minutes, price_cents=demo.prices[slug],
+                                               currency=demo.currency)
                     session.add(session_type)
                     session.flush()
                 types.append((session_type.id, session_type.price_cents, session_type.currency, minutes))
-            catalog.append((builder.id, types))
+            for stale in session.execute(select(SessionType).where(
+                    SessionType.builder_id == builder.id, SessionType.active.is_(True),
+                    SessionType.calendly_event_type_uri.not_in(uris))).scalars():
+                stale.active = False
+            catalog.append(CatalogBuilder(builder.id, types, BuilderCalendar(demo.timezone, demo.work_hours)))
     return catalog
-
-
-def _pick_status(rng: random.Random, start, now) -> str:
-    roll = rng.random()
-    if roll < 0.12:
-        return S.CANCELED
-    if roll < 0.22:
-        return S.EXPIRED
-    if start > now:
-        return S.CONFIRMED
-    return S.COMPLETED
 
 
 def generate(engine: Engine, *, bookings: int, seed: int = 7) -> dict[str, int]:
     """Add the demo catalog and `bookings` bookings (skipped if the database already has bookings)."""
+    started = time.monotonic()
     with session_scope(engine, read_only=True) as session:
         existing = session.execute(select(func.count()).select_from(Booking)).scalar_one()
-    catalog = _ensure_catalog(engine)
     if existing:
+        _ensure_catalog(engine, list(DEMO_BUILDERS))
         print(f"demo data: the database already has {existing:,} bookings; none added", file=sys.stderr)
         return {"bookings": 0}
+    catalog = _ensure_catalog(engine, _demo_builders(bookings, seed))
+    print(f"demo data: {len(catalog):,} builders, {sum(len(b.types) for b in catalog):,} session types",
+          file=sys.stderr)
     rng = random.Random(seed)
     now = utcnow().replace(microsecond=0)
+    settings = get_settings()
+    policy = RefundPolicy(settings.refund_full_hours, settings.refund_partial_percent)
+    hold = timedelta(minutes=settings.hold_minutes)
     client_count = max(20, min(bookings // 4, 50_000))
-    started = time.monotonic()
     clients = []
     for i in range(client_count):
         first, last = rng.choice(FIRST), rng.choice(LAST)
@@ -119,7 +130,7 @@ def generate(engine: Engine, *, bookings: int, seed: int = 7) -> dict[str, int]:
     for offset in range(0, bookings, CHUNK):
         rows = {"bookings": [], "payments": [], "refunds": [], "history": []}
         for _ in range(min(CHUNK, bookings - offset)):
-            payment_id = _one_booking(rng, now, catalog, client_ids, rows, payment_id)
+            payment_id = one_booking(rng, now, catalog, client_ids, rows, payment_id, policy=policy, hold=hold)
         insert_rows(engine, [(Booking, rows["bookings"]), (Payment, rows["payments"]), (Refund, rows["refunds"]),
                              (BookingHistory, rows["history"])], chunk=CHUNK)
         for table in counts:
@@ -140,62 +151,3 @@ def generate(engine: Engine, *, bookings: int, seed: int = 7) -> dict[str, int]:
 def _next_id(engine: Engine, model) -> int:
     with session_scope(engine, read_only=True) as session:
         return (session.execute(select(func.max(model.id))).scalar() or 0) + 1
-
-
-def _one_booking(rng, now, catalog, client_ids, rows, payment_id) -> int:
-    builder_id, types = rng.choice(catalog)
-    type_id, price, currency, minutes = rng.choice(types)
-    created = now - timedelta(seconds=rng.randrange(0, 365 * 86400))
-    start = (created + timedelta(days=rng.randrange(1, 21), hours=rng.randrange(0, 9))).replace(minute=0, second=0)
-    status = _pick_status(rng, start, now)
-    if created > now - timedelta(hours=2) and rng.random() < 0.5:
-        status = rng.choice([S.PENDING_PAYMENT, S.PENDING_SCHEDULING])  # live holds near "now"
-    booking_id = "bk_%020x" % rng.getrandbits(80)
-    invitee = f"demo-{booking_id[3:]}"
-    scheduled = status != S.PENDING_SCHEDULING
-    checkout = f"cs_demo_{booking_id[3:]}" if scheduled else None
-    booking = booking_row(
-        booking_id, builder_id=builder_id, session_type_id=type_id, client_id=rng.choice(client_ids), status=status,
-        amount_cents=price, currency=currency, created_at=created, start_time=start if scheduled else None,
-        minutes=minutes, event_uri=f"https://calendly.demo/scheduled_events/{invitee}" if scheduled else None,
-        invitee_uri=f"https://calendly.demo/scheduled_events/{invitee}/invitees/{invitee}" if scheduled else None,
-        hold_expires_at=created + timedelta(minutes=30) if status == S.PENDING_PAYMENT else None,
-        checkout_session_id=checkout, cancel_reason="Client canceled in Calendly" if status == S.CANCELED else None)
-    rows["bookings"].append(booking)
-    steps = [(None, S.PENDING_SCHEDULING, "booking_started", "client")]
-    paid = status in (S.CONFIRMED, S.COMPLETED) or (status == S.CANCELED and rng.random() < 0.8)
-    if scheduled:
-        steps.append((S.PENDING_SCHEDULING, S.PENDING_PAYMENT, "invitee_created", "calendly:webhook"))
-    if status == S.EXPIRED:
-        steps.append((S.PENDING_PAYMENT, S.EXPIRED, "checkout_expired", "stripe:webhook"))
-    if paid:
-        steps.append((S.PENDING_PAYMENT, S.CONFIRMED, "payment_confirmed", "stripe:webhook"))
-        paid_at = created + timedelta(minutes=rng.randrange(1, 25))
-        rows["payments"].append({
-            "id": payment_id, "booking_id": booking_id, "stripe_payment_intent_id": f"pi_demo_{booking_id[3:]}",
-            "stripe_checkout_session_id": checkout, "amount_cents": price,
-            "currency": currency, "status": PaymentStatus.SUCCEEDED,
-            "dispute_status": "needs_response" if rng.random() < 0.003 else None, "created_at": paid_at,
-        })
-        refunds = []
-        if status == S.CANCELED:
-            refunds = [price] if rng.random() < 0.7 else [price * 50 // 100]
-        elif status == S.COMPLETED and rng.random() < 0.03:
-            refunds = [price // 4, price - price // 4] if rng.random() < 0.3 else [price // 4]
-        for n, amount in enumerate(refunds):
-            rows["refunds"].append({
-                "payment_id": payment_id, "booking_id": booking_id, "amount_cents": amount, "currency": currency,
-                "status": RefundStatus.SUCCEEDED,
-                "reason": "canceled: refund by policy" if status == S.CANCELED else "Goodwill refund",
-                "rule": RefundRule.POLICY if status == S.CANCELED else RefundRule.MANUAL,
-                "issued_by": "calendly:invitee" if status == S.CANCELED else "admin@demo.test",
-                "stripe_refund_id": f"re_demo_{booking_id[3:]}_{n}",
-                "created_at": paid_at + timedelta(days=1), "updated_at": paid_at + timedelta(days=1),
-            })
-        payment_id += 1
-    if status == S.CANCELED:
-        steps.append((steps[-1][1], S.CANCELED, "canceled", "calendly:invitee"))
-    if status == S.COMPLETED:
-        steps.append((S.CONFIRMED, S.COMPLETED, "session_ended", "system:worker"))
-    rows["history"] += history_rows(booking_id, steps, at=created, spacing=timedelta(minutes=3))
-    return payment_id
