@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     refund_partial_percent: int = Field(default=50, ge=0, le=100)
     platform_fee_percent: int = Field(default=10, ge=0, le=100)
     reminder_minutes_before_expiry: int = Field(default=10, ge=1)
+    # "Complete your payment" waits this long after the client picked a slot (they are usually on
+    # their way to Stripe); it is dropped if the booking is paid or a payment is processing by then.
+    payment_nudge_after_minutes: int = Field(default=10, ge=0, le=24 * 60)
     # A delayed payment (bank debit/transfer) keeps its slot this many business days (Mon–Fri)
     # after Checkout completes (ACH debits settle within 4), but never past the session's start.
     payment_settlement_business_days: int = Field(default=5, ge=1, le=30)

@@ -99,7 +99,7 @@ def create_refund(session: Session, booking: Booking, payment: Payment, amount: 
     record(session, booking, cause="refund_requested", actor=actor,
            details={"refund_id": refund.id, "amount_cents": amount, "currency": payment.currency,
                     "rule": rule, "reason": reason})
-    notify(session, booking, "refund_issued", dedupe=str(refund.id), amount_cents=amount)
+    notify(session, booking, "refund_issued", dedupe=str(refund.id), amount_cents=amount, reason=refund.reason)
     return refund
 
 

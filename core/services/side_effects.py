@@ -19,7 +19,9 @@ from core.config import get_settings
 from core.db import session_scope
 from core.models import Builder, Notification, OutboxEntry, Payment, Refund, utcnow
 from core.providers import calendly_for
-from core.services import payment_events, refunds
+from core.mail.compose import compose
+from core.mail.content import MailContent
+from core.services import notifications, payment_events, refunds
 from core.services.outbox import Executor, PermanentFailure, RetryLater
 from core.states import OutboxKind
 from core.stripe import StripeRefused, StripeUnavailable, stripe_gateway
@@ -125,22 +127,30 @@ def _confirm_already_canceled(client, event_uri: str, refusal: CalendlyAPIError)
 
 
 def execute_notify(engine: Engine, entry: OutboxEntry) -> None:
+    """Send one stored message, unless it no longer applies (a payment nudge for a booking that
+    is paid by now): then the entry is done with the reason in its payload, and nothing is sent."""
     settings = get_settings()
     with session_scope(engine) as session:
         notification = session.get(Notification, entry.payload["notification_id"])
         if notification.sent_at is not None:
             return
+        skip = notifications.reason_not_to_send(session, notification)
+        if skip is not None:
+            stored = session.get(OutboxEntry, entry.id)
+            stored.payload = {**stored.payload, "skipped": skip}
+            return
         if settings.smtp_url:
-            _send_smtp(settings.smtp_url, settings.mail_from, notification)
+            mail = entry.payload.get("mail")
+            message = compose(mail_from=settings.mail_from, to=notification.to_email,
+                              subject=notification.subject, text=notification.body,
+                              content=MailContent.from_payload(mail) if mail else None)
+            _send_smtp(settings.smtp_url, message)
         # Without SMTP the stored message is the delivery (shown in the dashboard and sandbox).
         notification.sent_at = utcnow()
 
 
-def _send_smtp(smtp_url: str, mail_from: str, notification: Notification) -> None:
+def _send_smtp(smtp_url: str, message: EmailMessage) -> None:
     url = urlparse(smtp_url)
-    message = EmailMessage()
-    message["From"], message["To"], message["Subject"] = mail_from, notification.to_email, notification.subject
-    message.set_content(notification.body)
     smtp_class = smtplib.SMTP_SSL if url.scheme == "smtps" else smtplib.SMTP
     try:
         with smtp_class(url.hostname, url.port or (465 if url.scheme == "smtps" else 25), timeout=10) as smtp:
