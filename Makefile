@@ -4,6 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
+# `make run` sends mail to the local catcher (sandbox/mail); set SMTP_URL to use a real server.
+SMTP_URL ?= smtp://127.0.0.1:8025
 
 .PHONY: run test install chromium test-postgres
 
@@ -32,9 +34,10 @@ run: $(STAMP)
 	@echo "      builder: ada@demo.test   / demo-builder-pass"
 	@echo "  Sandbox Calendly / Stripe:    http://127.0.0.1:8001/_sandbox/state  http://127.0.0.1:8002/_sandbox/state"
 	@echo "  API docs:                     http://127.0.0.1:8000/docs   (admin token: sandbox-admin-token)"
+	@echo "  Mail sent (mail catcher):     http://127.0.0.1:8003/   (SMTP_URL=$(SMTP_URL))"
 	@echo "  Stop with Ctrl+C."
 	@echo ""
-	PYTHONUNBUFFERED=1 $(VENV)/bin/honcho start -f Procfile
+	SMTP_URL=$(SMTP_URL) PYTHONUNBUFFERED=1 $(VENV)/bin/honcho start -f Procfile
 
 # The test suite on SQLite; with TEST_DATABASE_URL set, on that PostgreSQL database.
 test: $(STAMP) chromium

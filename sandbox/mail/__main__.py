@@ -1,0 +1,3 @@
+from sandbox.mail.catcher import main
+
+main()
