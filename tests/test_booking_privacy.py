@@ -106,7 +106,7 @@ def test_stripes_redirects_show_the_booking_to_the_payer_and_nothing_to_others(l
     # Back from Stripe without paying: the payer (even in a browser not signed in) sees the booking.
     for browser in (owner, requests.Session()):
         page = browser.get(cancel_url, timeout=30)
-        assert page.status_code == 200 and "Payment not completed" in page.text and EMAIL in page.text
+        assert page.status_code == 200 and "You left the payment page" in page.text and EMAIL in page.text
     stranger = requests.get(f"{live.web}/payment/cancel", params={"booking": booking_id}, timeout=30)
     assert_neutral(stranger, booking_id, f"/payment/{booking_id}")
 

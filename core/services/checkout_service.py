@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -37,7 +38,7 @@ class CheckoutResult:
 def checkout_params(booking: Booking, expires_at: datetime) -> dict:
     """The Checkout Session for `booking`: its price, what it is, where Stripe sends the client back."""
     base = get_settings().public_base_url
-    when = booking.start_time.strftime("%a %d %b %Y %H:%M UTC") if booking.start_time else "time to be set"
+    when = _in_zone(booking.start_time, booking.invitee_timezone) if booking.start_time else "time to be set"
     metadata = {"booking_id": booking.id, "calendly_event_uri": booking.calendly_event_uri or ""}
     return {
         "mode": "payment",
@@ -62,6 +63,16 @@ def checkout_params(booking: Booking, expires_at: datetime) -> dict:
         "cancel_url": f"{base}" + with_token(f"/payment/cancel?booking={booking.id}", booking.id),
         "expires_at": int(expires_at.timestamp()),
     }
+
+
+def _in_zone(moment: datetime, zone_name: str | None) -> str:
+    """The session's start as Stripe's page shows it: in the zone the client booked in (Calendly's
+    invitee `timezone`), named, else UTC. Fixed per booking, so a retried creation sends the same text."""
+    try:
+        zone = ZoneInfo(zone_name) if zone_name else ZoneInfo("UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    return f"{moment.astimezone(zone):%a %d %b %Y %H:%M} ({zone.key})"
 
 
 def open_checkout(engine: Engine, booking_id: str, gateway: StripeGateway | None = None) -> CheckoutResult:

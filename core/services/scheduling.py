@@ -148,3 +148,18 @@ def start_scheduling(engine: Engine, event_type_id: str, *, client_email: str, c
     query = urlencode({"name": client_name, "email": client_email, "utm_source": "buildappswith",
                        "utm_medium": "booking", "utm_content": booking_id})
     return StartedBooking(booking_id, f"{link}{'&' if '?' in link else '?'}{query}")
+
+
+def offered_session_type(engine: Engine, event_type_id: str) -> tuple[Builder, OfferedSessionType]:
+    """One session type as its builder's profile offers it, by its Calendly event type id (the
+    page a client returns to after signing in to book it). NotFound when we do not price it."""
+    with session_scope(engine, read_only=True) as session:
+        row = session_type_for_event_type(session, event_type_id)
+        if row is None:
+            raise NotFound("this session type is not offered")
+        session_type_id, builder_id = row.id, row.builder_id
+    builder, offered = offered_session_types(engine, builder_id)
+    match = next((o for o in offered if o.session_type_id == session_type_id), None)
+    if match is None:
+        raise NotFound("this session type is not offered")
+    return builder, match

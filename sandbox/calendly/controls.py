@@ -180,7 +180,8 @@ def _booking_json(state: CalendlyState, result: BookingResult) -> dict:
 def link_book(link_uuid: str, request: Request, body: dict = Depends(json_body)):
     state = get_state(request)
     result = book(state, link_uuid, start_time=body.get("start_time"), name=body.get("name"),
-                  email=body.get("email"), answer=body.get("a1"), tracking=tracking_from(body))
+                  email=body.get("email"), answer=body.get("a1"), tracking=tracking_from(body),
+                  zone=body.get("timezone"))
     get_dispatcher(request).dispatch(result.notifications)
     return _booking_json(state, result)
 

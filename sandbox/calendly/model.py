@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .identities import event_type_specs, event_type_uuid, identity_from_token, sandbox_user_uuid
 
 UTC = timezone.utc
-TIMEZONE = "Europe/London"
+TIMEZONE = "Europe/London"         # the users' zone, and an invitee's when nobody chose one
 QUESTION = "What would you like to build?"
 SLOT_HOURS = range(9, 17)          # UTC start hours offered on the booking grid
 SLOT_DAYS = 7                      # tomorrow .. +7 days are offered
@@ -89,6 +90,17 @@ def parse_time(value: Any) -> datetime | None:
     return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).astimezone(UTC)
 
 
+def invitee_zone(value: Any) -> str:
+    """The zone an invitee chose on the booking page, if it is a real IANA zone; else TIMEZONE."""
+    if not isinstance(value, str) or not 0 < len(value) <= 64 or value.startswith(("/", ".")) or ".." in value:
+        return TIMEZONE
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        return TIMEZONE
+    return value
+
+
 def uuid_from_uri(value: Any, collection: str) -> str | None:
     """The uuid in ``…/<collection>/<uuid>`` (host-agnostic), or None."""
     if not isinstance(value, str):
@@ -156,6 +168,7 @@ class Invitee:
     new_invitee: str | None = None
     cancellation: dict | None = None
     no_show: dict | None = None
+    timezone: str = TIMEZONE         # the zone the invitee saw the times in (Calendly detects the browser's)
 
 
 @dataclass
@@ -321,7 +334,7 @@ class CalendlyState:
     def invitee_json(self, inv: Invitee, *, embed_event: bool = False) -> dict:
         out = {
             "uri": self.invitee_uri(inv), "email": inv.email, "name": inv.name,
-            "first_name": None, "last_name": None, "status": inv.status, "timezone": TIMEZONE,
+            "first_name": None, "last_name": None, "status": inv.status, "timezone": inv.timezone,
             "event": self.uri("scheduled_events", inv.event_uuid),
         }
         if embed_event:

@@ -13,7 +13,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from .model import (
     QUESTION, SLOT_DAYS, SLOT_HOURS, UTC, CalendlyError, CalendlyState, Event, Invitee,
-    Notification, fmt_offset, fmt_time, invalid, not_found, parse_time, permission_denied,
+    Notification, fmt_offset, fmt_time, invalid, invitee_zone, not_found, parse_time, permission_denied,
 )
 
 TRACKING_KEYS = ("utm_campaign", "utm_source", "utm_medium", "utm_content", "utm_term",
@@ -121,13 +121,14 @@ def _person(name, email) -> tuple[str, str]:
 
 
 def _new_booking(state: CalendlyState, et_uuid: str, start: datetime, name: str, email: str,
-                 tracking: dict, qa: list, old_invitee: str | None = None) -> tuple[Event, Invitee]:
+                 tracking: dict, qa: list, old_invitee: str | None = None,
+                 zone: str | None = None) -> tuple[Event, Invitee]:
     et = state.data.event_types[et_uuid]
     now = state.now()
     ev = Event(str(uuid.uuid4()), et.uuid, et.user_uuid, start,
                start + timedelta(minutes=et.duration), now, now)
     inv = Invitee(str(uuid.uuid4()), ev.uuid, name, email, dict(tracking), qa, now, now,
-                  old_invitee=old_invitee)
+                  old_invitee=old_invitee, timezone=invitee_zone(zone))
     state.data.events[ev.uuid] = ev
     state.data.invitees[inv.uuid] = inv
     return ev, inv
@@ -142,7 +143,9 @@ def find_invitee(state: CalendlyState, invitee_uuid: str) -> Invitee:
 
 # ---------------------------------------------------------------- operations
 def book(state: CalendlyState, link_uuid: str, *, start_time, name, email, answer,
-         tracking: dict) -> BookingResult:
+         tracking: dict, zone: str | None = None) -> BookingResult:
+    """`zone`: the time zone the invitee saw the times in (the page detects the browser's); it
+    becomes the invitee's `timezone`, as at Calendly."""
     with state.lock:
         link = state.data.links.get(str(link_uuid).lower())
         if link is None:
@@ -156,7 +159,7 @@ def book(state: CalendlyState, link_uuid: str, *, start_time, name, email, answe
         start = choose_slot(state, et.user_uuid, et.duration, start_time)
         answer = answer.strip() if isinstance(answer, str) else ""
         qa = [{"question": QUESTION, "answer": answer, "position": 0}] if answer else []
-        ev, inv = _new_booking(state, et.uuid, start, name, email, tracking, qa)
+        ev, inv = _new_booking(state, et.uuid, start, name, email, tracking, qa, zone=zone)
         link.used_by = inv.uuid
         return BookingResult(inv, ev, redirect_for(state, inv),
                              [notify(state, "invitee.created", inv)])
@@ -195,7 +198,7 @@ def cancel_invitee(state: CalendlyState, invitee_uuid: str, reason) -> tuple[dic
                             reason=reason, canceler_type="invitee")
 
 
-def reschedule(state: CalendlyState, invitee_uuid: str, start_time) -> BookingResult:
+def reschedule(state: CalendlyState, invitee_uuid: str, start_time, zone: str | None = None) -> BookingResult:
     with state.lock:
         old = find_invitee(state, invitee_uuid)
         old_ev = state.data.events[old.event_uuid]
@@ -206,7 +209,7 @@ def reschedule(state: CalendlyState, invitee_uuid: str, start_time) -> BookingRe
         start = choose_slot(state, et.user_uuid, et.duration, start_time, ignore_event=old_ev.uuid)
         ev, new = _new_booking(state, et.uuid, start, old.name, old.email, old.tracking,
                                [dict(q) for q in old.questions_and_answers],
-                               old_invitee=state.invitee_uri(old))
+                               old_invitee=state.invitee_uri(old), zone=zone or old.timezone)
         now = state.now()
         cancellation = {"canceled_by": old.name, "reason": "Rescheduled",
                         "canceler_type": "invitee", "created_at": fmt_time(now)}

@@ -11,8 +11,8 @@ from jinja2 import Environment, FileSystemLoader
 from .api import get_dispatcher, get_state
 from .model import QUESTION, CalendlyError, CalendlyState, Invitee, fmt_slot
 from .ops import (
-    TRACKING_KEYS, BookingResult, book, cancel_invitee, find_invitee, free_slots, reschedule,
-    tracking_from,
+    TRACKING_KEYS, BookingResult, book, cancel_invitee, find_invitee, free_slots, redirect_for,
+    reschedule, tracking_from,
 )
 
 router = APIRouter()
@@ -25,9 +25,11 @@ def render(template: str, status: int = 200, **context) -> HTMLResponse:
 
 
 def message(title: str, text: str = "", status: int = 200, ok: bool = False,
-            details: list | None = None) -> HTMLResponse:
+            details: list | None = None, links: list | None = None, zone: str | None = None) -> HTMLResponse:
+    """`details`: (label, text) rows, or (label, text, UTC time) for a time the page's script shows
+    in `zone` (the invitee's; the browser's when None); `links`: (label, url) buttons onward."""
     return render("message.html", status, title=title, message=text, ok=ok,
-                  details=details or [])
+                  details=details or [], links=links or [], zone=zone)
 
 
 def not_found_page() -> HTMLResponse:
@@ -40,7 +42,20 @@ async def form_body(request: Request) -> dict:
 
 
 def when(start: datetime) -> str:
+    """A time as the page shows it without its script (UTC, named); the script (static/local-times.js)
+    rewrites every <time datetime> into the invitee's zone."""
     return f"{start:%A} {start.day} {start:%B %Y, %H:%M} UTC"
+
+
+def when_row(label: str, start: datetime) -> tuple[str, str, str]:
+    return (label, when(start), fmt_slot(start))
+
+
+def back_to_site(state: CalendlyState, inv: Invitee) -> list[tuple[str, str]]:
+    """The sandbox's way back to the booking site (its redirect URL, carrying the booking's
+    reference). Real Calendly shows no such link after a cancellation; our emails carry it there."""
+    url = redirect_for(state, inv)
+    return [("Back to the booking site", url)] if url else []
 
 
 def slot_days(slots: list[datetime], chosen: str | None) -> list[dict]:
@@ -61,10 +76,11 @@ def finish_booking(request: Request, result: BookingResult) -> HTMLResponse | Re
     with state.lock:
         et = state.data.event_types[result.event.event_type_uuid]
         host = state.data.users[result.event.user_uuid]
-        details = [("What", et.name), ("Host", host.name), ("When", when(result.event.start)),
+        details = [("What", et.name), ("Host", host.name), when_row("When", result.event.start),
                    ("Invitee", f"{result.invitee.name} ({result.invitee.email})")]
+        zone = result.invitee.timezone
     return message("You are scheduled", "A calendar invitation has been sent to your email address.",
-                   ok=True, details=details)
+                   ok=True, details=details, zone=zone)
 
 
 # ---------------------------------------------------------------- booking
@@ -75,8 +91,7 @@ def _book_page(state: CalendlyState, link_uuid: str, values: dict, error: str | 
         if link is None:
             return not_found_page()
         if link.used_by:
-            return message("This scheduling link has already been used",
-                           "Ask for a new link to book another session.", 409)
+            return _used_link_page(state, link.used_by)
         et = state.data.event_types[link.event_type_uuid]
         host = state.data.users[et.user_uuid]
         name = values.get("name") or " ".join(
@@ -91,6 +106,23 @@ def _book_page(state: CalendlyState, link_uuid: str, values: dict, error: str | 
                       rescheduling=False, current_start=None)
 
 
+def _used_link_page(state: CalendlyState, invitee_uuid: str) -> HTMLResponse:
+    """A single-use link already booked (often the browser's Back button after booking): what was
+    booked with it, and the way back to the booking site to go on from there."""
+    inv = state.data.invitees[invitee_uuid]
+    ev = state.data.events[inv.event_uuid]
+    canceled = inv.status != "active"
+    details = [("What", state.data.event_types[ev.event_type_uuid].name),
+               when_row("Booked for", ev.start), ("Invitee", f"{inv.name} ({inv.email})")]
+    if canceled:
+        details.append(("Status", "Canceled"))
+    text = ("You already picked a time with this link, and each link books one time only. "
+            + ("That booking has since been canceled. " if canceled else "Your time is kept. ")
+            + "Go back to the booking site to see your booking, pay for it, or start again with another time.")
+    return message("This scheduling link has already been used", text, 409, details=details,
+                   links=[(label, url) for label, url in back_to_site(state, inv)], zone=inv.timezone)
+
+
 @router.get("/book/{link_uuid}", response_class=HTMLResponse)
 def book_page(link_uuid: str, request: Request):
     return _book_page(get_state(request), link_uuid, dict(request.query_params))
@@ -102,7 +134,7 @@ def book_submit(link_uuid: str, request: Request, form: dict = Depends(form_body
     try:
         result = book(state, link_uuid, start_time=form.get("start_time") or "INVALID",
                       name=form.get("name"), email=form.get("email"), answer=form.get("a1"),
-                      tracking=tracking_from(form))
+                      tracking=tracking_from(form), zone=form.get("timezone"))
     except CalendlyError as error:
         if error.status == 404 or error.title == "Already Used":
             return _book_page(state, link_uuid, form)
@@ -160,7 +192,7 @@ def _cancel_page(state: CalendlyState, inv: Invitee, error: str | None = None,
     return render("cancel.html", status, title="Cancel event",
                   host_name=state.data.users[ev.user_uuid].name,
                   event_type_name=state.data.event_types[ev.event_type_uuid].name,
-                  when=when(ev.start), name=inv.name, email=inv.email, error=error,
+                  when=when(ev.start), start=fmt_slot(ev.start), zone=inv.timezone, name=inv.name, email=inv.email, error=error,
                   reason=reason, action=f"/cancellations/{inv.uuid}")
 
 
@@ -179,10 +211,11 @@ def cancel_submit(invitee_uuid: str, request: Request, form: dict = Depends(form
         _, notes = cancel_invitee(state, inv.uuid, form.get("reason"))
         ev = state.data.events[inv.event_uuid]
         details = [("What", state.data.event_types[ev.event_type_uuid].name),
-                   ("When", when(ev.start))]
-    get_dispatcher(request).dispatch(notes)
+                   when_row("When", ev.start)]
+        links, zone = back_to_site(state, inv), inv.timezone
+    get_dispatcher(request).dispatch(notes)  # the booking site hears of it before the client goes back
     return message("Cancellation confirmed", "Your event has been canceled.", ok=True,
-                   details=details)
+                   details=details, links=links, zone=zone)
 
 
 # ---------------------------------------------------------------- rescheduling
@@ -196,7 +229,8 @@ def _reschedule_page(state: CalendlyState, inv: Invitee, error: str | None = Non
                   host_name=state.data.users[et.user_uuid].name, event_type_name=et.name,
                   duration=et.duration, question=QUESTION, name=inv.name, email=inv.email,
                   a1="", hidden=[], error=error, action=f"/reschedulings/{inv.uuid}",
-                  days=slot_days(slots, chosen), rescheduling=True, current_start=when(ev.start))
+                  days=slot_days(slots, chosen), rescheduling=True, current_start=when(ev.start),
+                  current_start_utc=fmt_slot(ev.start), zone=inv.timezone)
 
 
 @router.get("/reschedulings/{invitee_uuid}", response_class=HTMLResponse)
@@ -212,7 +246,8 @@ def reschedule_submit(invitee_uuid: str, request: Request, form: dict = Depends(
         if instead is not None:
             return instead
         try:
-            result = reschedule(state, inv.uuid, form.get("start_time") or "INVALID")
+            result = reschedule(state, inv.uuid, form.get("start_time") or "INVALID",
+                                zone=form.get("timezone"))
         except CalendlyError as error:
             return _reschedule_page(state, inv, _describe(error), error.status,
                                     form.get("start_time"))

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import api as calendly_api, controls as calendly_controls, pages as calendly_pages
@@ -71,6 +73,8 @@ def create_app(*, public_url: str, webhook_url: str | None, signing_key: str,
     app.include_router(calendly_controls.router)
     app.include_router(calendly_api.router)
     app.include_router(calendly_pages.router)
+    # The booking pages' one script (times in the invitee's zone): a file, like Calendly's assets.
+    app.mount("/assets", StaticFiles(directory=Path(__file__).parent / "static"), name="assets")
     return app
 
 

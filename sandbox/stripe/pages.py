@@ -50,7 +50,8 @@ def _view(store: Store, session_id: str, declined: bool) -> dict | None:
             "items": items, "total": format_amount(session["amount_total"], currency),
             "email": email, "success_url": success_url(session),
             "cancel_url": session["cancel_url"],
-            "expires": time.strftime("%d %b %Y at %H:%M UTC", time.gmtime(session["expires_at"]))}
+            "expires": time.strftime("%d %b %Y at %H:%M UTC", time.gmtime(session["expires_at"])),
+            "expires_iso": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(session["expires_at"]))}
 
 
 def _page(view: dict | None) -> HTMLResponse:

@@ -19,9 +19,11 @@ import logging
 import os
 import threading
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import Body, FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from . import checkout
 from . import money
@@ -84,6 +86,8 @@ def create_app(*, secret_key: str, webhook_url: str | None, webhook_secret: str,
     register_api(app)
     register_pages(app)
     _register_sandbox(app, store)
+    # The hosted page's one script (times in the customer's zone): a file, like Stripe's assets.
+    app.mount("/assets", StaticFiles(directory=Path(__file__).parent / "static"), name="assets")
     return app
 
 

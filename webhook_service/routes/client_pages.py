@@ -59,7 +59,9 @@ def create_booking(
 ):
     visitor.check_csrf(csrf_token)
     if not visitor.email:
-        back = f"/profile/{builder_id}" if builder_id.isdigit() else "/"
+        # Signing in brings the client back to the session they chose, one click from booking it.
+        back = (f"/book/{event_type_id}" if _looks_like_event_type(event_type_id)
+                else f"/profile/{builder_id}" if builder_id.isdigit() else "/")
         return RedirectResponse(f"/login?next={quote(back)}", status_code=303)
     throttle.hit(engine, throttle.BOOKING, address=request_address(request), client=visitor.email)
     try:
@@ -80,6 +82,28 @@ def create_booking(
     response = RedirectResponse(started.scheduling_url, status_code=303)
     save_visitor(response, visitor)
     return response
+
+
+def _looks_like_event_type(event_type_id: str) -> bool:
+    return 0 < len(event_type_id) <= 64 and scheduling.UUID_CHARS.issuperset(event_type_id)
+
+
+@router.get("/book/{event_type_id}", include_in_schema=False)
+def book_session(event_type_id: str, request: Request, engine: EngineDep, visitor: VisitorDep):
+    """One session, ready to book: where "Sign in to book" (and "Choose another time") lead back to."""
+    if not _looks_like_event_type(event_type_id):
+        return error_page(request, 404, "Session not found", "This session link is not valid.", action_url="/",
+                          action_label="See all builders")
+    try:
+        builder, item = scheduling.offered_session_type(engine, event_type_id)
+    except NotFound:
+        return error_page(request, 404, "Session not found", "This session is not offered any more.",
+                          action_url="/", action_label="See all builders")
+    except CalendlyError:
+        return error_page(request, 503, "Sessions unavailable", CALENDLY_DOWN, action_url=str(request.url),
+                          action_label="Try again")
+    return page(request, "book_session.html", builder=builder, item=item, csrf=visitor.csrf_token(),
+                login_url=f"/login?next={quote(f'/book/{event_type_id}')}")
 
 
 @router.get("/login", summary="Sign-in form", response_class=HTMLResponse, responses=oa.PAGE)

@@ -7,7 +7,9 @@ import re
 import time
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, BackgroundTasks, Request
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import select
@@ -16,7 +18,7 @@ from core.calendly import CalendlyError
 from core.db import session_scope
 from core.errors import NotFound
 from core.models import Booking
-from core.services import booking_access, checkout_service, payment_events, slot_binding
+from core.services import booking_access, checkout_service, hold_release, payment_events, slot_binding
 from core.services.booking_view import booking_json
 from core.services.reconcile import find_scheduled_invitee
 from core.states import BookingStatus, WebhookOutcome
@@ -133,8 +135,39 @@ def cancel(request: Request, engine: EngineDep, visitor: VisitorDep, booking: st
         return _not_found(request)
     if not booking_access.may_see(booking, data["client"]["email"], visitor_email=visitor.email, token=t):
         return _private(request, visitor, f"/payment/{booking}")
+    if data["status"] == BookingStatus.PENDING_PAYMENT and not data["payment_processing"]:
+        # Back from Stripe without paying: pay after all, another time, or let the time go now.
+        return page(request, "checkout_left.html", booking=data, pay_path=booking_access.payment_path(booking),
+                    csrf=visitor.csrf_token(), token=booking_access.link_token(booking))
     return page(request, "booking_status.html", booking=data, from_cancel=True,
                 pay_path=booking_access.payment_path(booking))
+
+
+@router.post("/{booking_id}/release", include_in_schema=False)
+async def release(booking_id: str, request: Request, engine: EngineDep, visitor: VisitorDep,
+                  background: BackgroundTasks, csrf_token: Annotated[str, Form()] = "", t: Annotated[str, Form()] = "",
+                  then: Annotated[str, Form()] = ""):
+    """Let an unpaid booking's time go now (core.services.hold_release); `then=rebook` goes on to
+    book the same session at another time."""
+    visitor.check_csrf(csrf_token)
+    if not BOOKING_ID.match(booking_id):
+        return _not_found(request)
+    owner = await run_in_threadpool(_owner_email, engine, booking_id)
+    if owner is None:
+        return _not_found(request)
+    if not booking_access.may_see(booking_id, owner, visitor_email=visitor.email, token=t):
+        return _private(request, visitor, f"/payment/{booking_id}")
+    own_path = booking_access.payment_path(booking_id)
+    try:
+        released = await run_in_threadpool(hold_release.release_hold, engine, booking_id,
+                                           actor=f"client:{visitor.email or owner}")
+    except hold_release.ReleaseRefused as error:
+        return error_page(request, 409, "This time cannot be released", str(error), action_url=own_path,
+                          action_label="See your booking")
+    kick_outbox(background, engine)  # the Calendly cancellation and the checkout's expiry, now
+    if then == "rebook":
+        return RedirectResponse(f"/book/{released.event_type_id}", status_code=303)
+    return RedirectResponse(own_path, status_code=303)
 
 
 @router.get("/{booking_id}", summary="Pay for a booking (redirects to Stripe Checkout)", response_class=HTMLResponse,
