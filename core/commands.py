@@ -21,7 +21,7 @@ def cmd_migrate(_args) -> None:
 
 
 def cmd_add_builder(args) -> None:
-    from core.services.catalog import add_builder
+    from core.services.people import add_builder
     try:
         user = CalendlyClient(args.calendly_token, get_settings().calendly_api_base).get_current_user()
     except CalendlyError as error:
@@ -56,7 +56,9 @@ def cmd_set_price(args) -> None:
 
 
 def cmd_add_user(args) -> None:
-    from core.services.catalog import add_user
+    from core.services.people import add_user
+    if args.role == "builder" and args.builder is None:
+        raise DomainError("a builder account needs --builder ID")
     with session_scope() as session:
         user = add_user(session, email=args.email, password=args.password, role=args.role,
                         builder_id=args.builder)

@@ -4,29 +4,17 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.config import get_settings
-from core.emails import normalize_email
 from core.errors import DomainError, NotFound
 from core.models import Builder, DashboardUser, SessionType
 from core.money import MoneyError, normalize_currency
-from core.security import encrypt_secret, hash_password
 
 
 def add_builder(session: Session, *, name: str, email: str, calendly_token: str, calendly_user: dict) -> Builder:
-    """Store a builder with the Calendly user their token belongs to (token encrypted)."""
-    email = normalize_email(email)
-    uri = calendly_user["uri"]
-    if session.execute(select(Builder).where((Builder.email == email) | (Builder.calendly_user_uri == uri))).first():
-        raise DomainError(f"a builder with email {email} or Calendly user {uri} already exists")
-    builder = Builder(
-        name=name.strip() or calendly_user.get("name", ""), email=email, calendly_user_uri=uri,
-        calendly_organization_uri=calendly_user.get("current_organization"),
-        calendly_token_encrypted=encrypt_secret(calendly_token, get_settings().app_secret_key),
-        timezone=calendly_user.get("timezone") or "UTC",
-    )
-    session.add(builder)
-    session.flush()
-    return builder
+    """Store a builder with the Calendly user their token belongs to (token encrypted); the rule
+    is `core.services.people.add_builder`."""
+    from core.services import people
+    return people.add_builder(session, name=name, email=email, calendly_token=calendly_token,
+                              calendly_user=calendly_user)
 
 
 def _checked_price(amount_cents: int, currency: str) -> str:
@@ -74,22 +62,9 @@ def set_price(session: Session, *, builder_id: int, event_type: dict, amount_cen
 
 
 def add_user(session: Session, *, email: str, password: str, role: str, builder_id: int | None) -> DashboardUser:
-    email = normalize_email(email)
-    if role not in ("admin", "builder"):
-        raise DomainError("role must be admin or builder")
-    if role == "builder" and builder_id is None:
-        raise DomainError("a builder account needs --builder ID")
-    if builder_id is not None and session.get(Builder, builder_id) is None:
-        raise NotFound(f"no builder {builder_id}")
-    if len(password) < 8:
-        raise DomainError("the password must have at least 8 characters")
-    if session.execute(select(DashboardUser).where(DashboardUser.email == email)).first():
-        raise DomainError(f"a dashboard user {email} already exists")
-    user = DashboardUser(email=email, password_hash=hash_password(password), role=role,
-                         builder_id=builder_id if role == "builder" else None)
-    session.add(user)
-    session.flush()
-    return user
+    """A dashboard account; the rule is `core.services.people.add_user`."""
+    from core.services import people
+    return people.add_user(session, email=email, password=password, role=role, builder_id=builder_id)
 
 
 def update_price(session: Session, session_type_id: int, amount_cents: int, currency: str, *,
