@@ -346,15 +346,15 @@ def calendar_builder(session):
 
 def test_earnings_by_month_fee_on_net_of_refunds_per_currency(session, calendar_builder, settings_env):
     rows = reporting.earnings_by_month(session, calendar_builder)
-    assert [(r.month, r.currency, r.gross_cents, r.refunded_cents, r.fee_cents, r.net_cents) for r in rows] == [
+    assert [(r.month, r.currency, r.gross_cents, r.refunded_cents, r.fee_cents, r.payout_cents) for r in rows] == [
         (date(2024, 1, 1), "USD", 15000, 2000, 1300, 11700),
         (date(2024, 2, 1), "EUR", 7000, 0, 700, 6300),
         (date(2024, 2, 1), "USD", 0, 5000, -500, -4500),
     ]
     totals = reporting.earnings_totals(rows)
     assert (totals["USD"].gross_cents, totals["USD"].refunded_cents, totals["USD"].fee_cents,
-            totals["USD"].net_cents) == (15000, 7000, 800, 7200)
-    assert totals["EUR"].net_cents == 6300
+            totals["USD"].payout_cents) == (15000, 7000, 800, 7200)
+    assert (totals["EUR"].net_cents, totals["EUR"].payout_cents) == (7000, 6300)  # net = paid − refunded
     assert reporting.earnings_by_month(session, ADMIN, builder_id=calendar_builder.builder_id) == rows
     settings_env(PLATFORM_FEE_PERCENT=15)
     assert reporting.earnings_by_month(session, calendar_builder)[0].fee_cents == 1950
@@ -384,13 +384,13 @@ def test_weekly_chart_has_a_bookings_series_and_one_revenue_series_per_currency(
     rows = reporting.weekly_series(session, ADMIN, at("2023-12-01T00:00"), builder_id=calendar_builder.builder_id)
     figure = charts.build_weekly_chart(rows)
     traces = {trace.name: trace for trace in figure.data}
-    assert list(traces) == ["Bookings", "Revenue (EUR)", "Revenue (USD)"]
+    assert list(traces) == ["Bookings", "Paid (EUR)", "Paid (USD)"]
     weeks = [date(2024, 1, 1), date(2024, 1, 8), date(2024, 1, 29), date(2024, 2, 12)]
     assert list(traces["Bookings"].x) == weeks and list(traces["Bookings"].y) == [2, 1, 0, 0]
-    assert list(traces["Revenue (USD)"].y) == [0, 100.0, 50.0, 0]
-    assert list(traces["Revenue (EUR)"].y) == [0, 0, 0, 70.0]
-    assert list(traces["Revenue (USD)"].customdata) == ["$0.00", "$100.00", "$50.00", "$0.00"]
-    assert traces["Revenue (EUR)"].yaxis != traces["Revenue (USD)"].yaxis  # never one scale for two currencies
+    assert list(traces["Paid (USD)"].y) == [0, 100.0, 50.0, 0]
+    assert list(traces["Paid (EUR)"].y) == [0, 0, 0, 70.0]
+    assert list(traces["Paid (USD)"].customdata) == ["$0.00", "$100.00", "$50.00", "$0.00"]
+    assert traces["Paid (EUR)"].yaxis != traces["Paid (USD)"].yaxis  # never one scale for two currencies
     assert charts.build_weekly_chart([]).data == ()
 
 
@@ -414,10 +414,10 @@ def test_earnings_chart_is_per_currency(session, calendar_builder):
     rows = reporting.earnings_by_month(session, calendar_builder)
     figure = charts.build_earnings_chart(rows, "USD")
     traces = {trace.name: trace for trace in figure.data}
-    assert list(traces) == ["Net", "Platform fee", "Refunded", "Gross"]
-    assert list(traces["Net"].x) == ["2024-01", "2024-02"]
-    assert list(traces["Net"].y) == [117.0, -45.0]
-    assert list(traces["Gross"].y) == [150.0, 0.0]
+    assert list(traces) == ["Payout", "Platform fee", "Refunded", "Paid"]
+    assert list(traces["Payout"].x) == ["2024-01", "2024-02"]
+    assert list(traces["Payout"].y) == [117.0, -45.0]
+    assert list(traces["Paid"].y) == [150.0, 0.0]
     assert list(charts.build_earnings_chart(rows, "EUR").data[0].y) == [63.0]
 
 

@@ -6,23 +6,24 @@ of each row is computed in SQL from the ledgers (see `core.reporting.sql`).
 """
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, String, and_, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session, joinedload
 
 from core.auth import Viewer, builder_scope, check_booking_access, require_admin
+from core.calendly import PayloadError, parse_calendly_webhook
+from core.config import get_settings
 from core.errors import DomainError, NotFound
+from core.keys import calendly_event_key
 from core.models import (
     Booking, BookingHistory, Builder, Client, OutboxEntry, Payment, Refund, SessionType, WebhookEvent,
     utcnow,
 )
 from core.money import format_amount
+from core.reporting.csvfile import csv_text, major
 from core.reporting.sql import (
     implied_by_payment_statuses, like_escaped, paid_cents_of, payment_status_of, refunded_cents_of,
 )
@@ -103,7 +104,7 @@ def _validate(filters: BookingFilters) -> None:
         raise DomainError("the start of the date range is after its end")
 
 
-def _day_start(day: date, tz: str) -> datetime:
+def day_start(day: date, tz: str) -> datetime:
     try:
         zone = ZoneInfo(tz)
     except Exception:  # an unknown zone name must not break the page: fall back to UTC
@@ -126,9 +127,9 @@ def _filtered(query: Select, viewer: Viewer, filters: BookingFilters) -> Select:
         query = query.where(payment_status_of(Booking.id).in_(filters.payment_statuses))
     column = Booking.created_at if filters.date_field == "created" else Booking.start_time
     if filters.date_from:
-        query = query.where(column >= _day_start(filters.date_from, viewer.timezone))
+        query = query.where(column >= day_start(filters.date_from, viewer.timezone))
     if filters.date_to:
-        query = query.where(column < _day_start(filters.date_to + timedelta(days=1), viewer.timezone))
+        query = query.where(column < day_start(filters.date_to + timedelta(days=1), viewer.timezone))
     if filters.session_type_id is not None:
         query = query.where(Booking.session_type_id == filters.session_type_id)
     term = filters.search.strip()
@@ -204,39 +205,19 @@ def list_bookings(session: Session, viewer: Viewer, filters: BookingFilters | No
     return BookingPage([_row(r) for r in rows], total, page, page_size)
 
 
-_CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _csv_safe(value: Any) -> Any:
-    # A client's name is their own input: keep spreadsheets from running it as a formula.
-    if isinstance(value, str) and value.startswith(_CSV_FORMULA_START):
-        return "'" + value
-    return value
-
-
-def _major(amount: int, currency: str) -> str:
-    from core.money import Money
-    return str(Money(amount, currency).major)
-
-
 def bookings_csv(session: Session, viewer: Viewer, filters: BookingFilters | None = None, *,
                  max_rows: int = CSV_MAX_ROWS) -> str:
     """Every booking matching `filters` (up to `max_rows`) as CSV; amounts in major units."""
     filters = filters or BookingFilters()
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["booking_id", "created_at_utc", "start_time_utc", "status", "payment_status",
-                     "session_type", "client_name", "client_email", "builder", "currency", "price",
-                     "paid", "refunded"])
     query = _list_query(viewer, filters, limit=max_rows).execution_options(yield_per=2000)
-    for r in session.execute(query):
-        writer.writerow([_csv_safe(v) for v in (
-            r.id, r.created_at.isoformat(), r.start_time.isoformat() if r.start_time else "",
-            r.status, r.payment_status, r.session_type_name, r.client_name, r.client_email,
-            r.builder_name, r.currency, _major(int(r.amount_cents), r.currency),
-            _major(int(r.paid_cents), r.currency), _major(int(r.refunded_cents), r.currency),
-        )])
-    return out.getvalue()
+    return csv_text(
+        ["booking_id", "created_at_utc", "start_time_utc", "status", "payment_status", "session_type",
+         "client_name", "client_email", "builder", "currency", "price", "paid", "refunded"],
+        ((r.id, r.created_at.isoformat(), r.start_time.isoformat() if r.start_time else "",
+          r.status, r.payment_status, r.session_type_name, r.client_name, r.client_email,
+          r.builder_name, r.currency, major(r.amount_cents, r.currency),
+          major(r.paid_cents, r.currency), major(r.refunded_cents, r.currency))
+         for r in session.execute(query)))
 
 
 # ---------------------------------------------------------------- upcoming sessions
@@ -269,6 +250,31 @@ def upcoming_sessions(session: Session, viewer: Viewer, *, now: datetime | None 
         .join(Client, Client.id == Booking.client_id)
         .join(Builder, Builder.id == Booking.builder_id)
         .where(Booking.status.in_((S.CONFIRMED, S.PENDING_PAYMENT)), Booking.start_time >= now)
+        .order_by(Booking.start_time, Booking.id)
+        .limit(limit)
+    )
+    if scope is not None:
+        query = query.where(Booking.builder_id == scope)
+    return [UpcomingSession(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], int(r[9]), r[10], r[11])
+            for r in session.execute(query)]
+
+
+def sessions_between(session: Session, viewer: Viewer, start: datetime, end: datetime, *,
+                     builder_id: int | None = None, limit: int = 500) -> list[UpcomingSession]:
+    """Confirmed (and completed) sessions starting in [start, end), soonest first: a calendar's
+    week. Unpaid holds are not sessions yet: see `pending_payments`."""
+    if end <= start:
+        raise DomainError("the end of the period is not after its start")
+    scope = builder_scope(viewer, builder_id)
+    query = (
+        select(Booking.id, Booking.start_time, Booking.end_time, Booking.status, SessionType.name,
+               SessionType.duration_minutes, Client.name, Client.email, Booking.invitee_timezone,
+               Booking.amount_cents, Booking.currency, Builder.name)
+        .join(SessionType, SessionType.id == Booking.session_type_id)
+        .join(Client, Client.id == Booking.client_id)
+        .join(Builder, Builder.id == Booking.builder_id)
+        .where(Booking.status.in_((S.CONFIRMED, S.COMPLETED)), Booking.start_time >= start,
+               Booking.start_time < end)
         .order_by(Booking.start_time, Booking.id)
         .limit(limit)
     )
@@ -430,6 +436,8 @@ class BookingDetail(BookingFacts):
     canceled_by: str | None
     suggested_refund_cents: int
     suggested_refund_reason: str
+    # The client's answers to the event type's questions, as asked in Calendly: (question, answer).
+    answers: list[tuple[str, str]] = field(default_factory=list)
     history: list[HistoryRow] = field(default_factory=list)
     payments: list[PaymentRow] = field(default_factory=list)
     refunds: list[RefundRow] = field(default_factory=list)
@@ -444,8 +452,33 @@ class BookingDetail(BookingFacts):
     def can_resend_payment_link(self) -> bool:
         return self.status == S.PENDING_PAYMENT and not self.payment_on_its_way
 
+    @property
+    def net_cents(self) -> int:
+        """Net = paid − refunded (see `core.reporting.words`)."""
+        return self.paid_cents - self.refunded_cents
+
     def money(self, amount_cents: int) -> str:
         return format_amount(amount_cents, self.currency)
+
+
+def client_answers(session: Session, booking: Booking) -> list[tuple[str, str]]:
+    """The answers the client gave in Calendly when booking this slot.
+
+    A booking does not copy them: they are read from the stored invitee.created delivery of its
+    current invitee (kept as long as its booking: `core.services.webhook_retention`).
+    """
+    if not booking.calendly_invitee_uri:
+        return []
+    raw = session.execute(select(WebhookEvent.raw_body).where(
+        WebhookEvent.dedupe_key == calendly_event_key("invitee.created", booking.calendly_invitee_uri),
+        WebhookEvent.signature_valid.is_(True))).scalar_one_or_none()
+    if not raw:
+        return []
+    try:
+        hook = parse_calendly_webhook(raw, api_base=get_settings().calendly_api_base)
+    except PayloadError:
+        return []
+    return [(question, answer) for question, answer in hook.questions_and_answers]
 
 
 def booking_detail(session: Session, viewer: Viewer, booking_id: str) -> BookingDetail:
@@ -487,6 +520,7 @@ def booking_detail(session: Session, viewer: Viewer, booking_id: str) -> Booking
         stripe_checkout_session_id=booking.stripe_checkout_session_id,
         cancel_reason=booking.cancel_reason, canceled_by=booking.canceled_by,
         suggested_refund_cents=suggested, suggested_refund_reason=why,
+        answers=client_answers(session, booking),
         history=[HistoryRow(h.created_at, h.from_status, h.to_status, h.cause, h.actor, h.details)
                  for h in history],
         payments=[PaymentRow(p.id, p.stripe_payment_intent_id, p.stripe_checkout_session_id, p.amount_cents,

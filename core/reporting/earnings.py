@@ -1,9 +1,10 @@
-"""A builder's earnings per month and currency: gross, refunded, the platform's fee, net.
+"""A builder's earnings per month and currency: paid, refunded, net, the platform's fee, payout
+(the words are defined once in `core.reporting.words`).
 
-The platform fee is `settings.platform_fee_percent` of the month's *net of refunds*
-(gross − refunded): a refunded payment carries no fee, so a month in which more is refunded than
-earned gives fee back (a negative fee). Each currency is its own column of numbers; nothing is
-converted or summed across currencies.
+The platform fee is `settings.platform_fee_percent` of the month's net (paid − refunded): a
+refunded payment carries no fee, so a month in which more is refunded than earned gives fee back
+(a negative fee). Each currency is its own column of numbers; nothing is converted or summed
+across currencies.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 from core.auth import Viewer, builder_scope
 from core.config import get_settings
 from core.models import Booking, Payment, Refund
+from core.reporting.csvfile import csv_text, major
 from core.reporting.sql import as_date, month_start
 from core.states import COMMITTED_REFUND_STATUSES, PaymentStatus
 
@@ -25,10 +27,15 @@ from core.states import COMMITTED_REFUND_STATUSES, PaymentStatus
 class EarningsRow:
     month: date  # first day of the month, UTC
     currency: str
-    gross_cents: int  # payments captured in the month
+    gross_cents: int  # paid: payments captured in the month
     refunded_cents: int  # refunds decided in the month (requested, pending or succeeded)
-    fee_cents: int  # platform fee on gross − refunded
-    net_cents: int  # what the builder keeps: gross − refunded − fee
+    fee_cents: int  # platform fee on the net
+    payout_cents: int  # what the builder keeps: net − fee
+
+    @property
+    def net_cents(self) -> int:
+        """Net = paid − refunded, as everywhere else."""
+        return self.gross_cents - self.refunded_cents
 
 
 def platform_fee(net_of_refunds_cents: int, percent: int) -> int:
@@ -81,5 +88,14 @@ def earnings_totals(rows: list[EarningsRow]) -> dict[str, EarningsRow]:
             totals[row.currency] = EarningsRow(
                 previous.month, row.currency, previous.gross_cents + row.gross_cents,
                 previous.refunded_cents + row.refunded_cents, previous.fee_cents + row.fee_cents,
-                previous.net_cents + row.net_cents)
+                previous.payout_cents + row.payout_cents)
     return totals
+
+
+def earnings_csv(rows: list[EarningsRow]) -> str:
+    """The months as CSV, amounts in major units: the same numbers as the earnings page."""
+    return csv_text(
+        ["month", "currency", "paid", "refunded", "net", "platform_fee", "payout"],
+        ((row.month.strftime("%Y-%m"), row.currency, major(row.gross_cents, row.currency),
+          major(row.refunded_cents, row.currency), major(row.net_cents, row.currency),
+          major(row.fee_cents, row.currency), major(row.payout_cents, row.currency)) for row in rows))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
@@ -16,8 +16,10 @@ from core.models import (
 from core.services.payment_events import PAYMENT_MISMATCH
 from core.services.slot_binding import SLOT_MISMATCH, STRAY_SLOT
 from core.reporting.bookings import (
-    MAX_PAGE_SIZE, OutboxRow, RefundRow, WebhookRow, outbox_row, refund_row, webhook_row,
+    CSV_MAX_ROWS, MAX_PAGE_SIZE, OutboxRow, RefundRow, WebhookRow, day_start, outbox_row, refund_row,
+    webhook_row,
 )
+from core.reporting.csvfile import csv_text, major
 from core.states import OutboxStatus, RefundStatus, WebhookOutcome
 
 # The statuses the refunds page filters by: every one a refund row can have.
@@ -30,6 +32,8 @@ class LedgerRefund(RefundRow):
 
     builder_name: str = ""
     client_email: str = ""
+    client_name: str = ""
+    session_type_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -53,46 +57,106 @@ class RefundLedger:
         return max((self.total + self.page_size - 1) // self.page_size, 1)
 
 
+@dataclass(frozen=True)
+class RefundFilters:
+    """What the refund ledger is narrowed to. Dates are whole days in the viewer's timezone."""
+
+    statuses: tuple[str, ...] = ()
+    rules: tuple[str, ...] = ()
+    currency: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None  # inclusive
+    builder_id: int | None = None  # admins only; a builder always sees their own
+
+
+def _refunds_narrowed(query, viewer: Viewer, filters: RefundFilters, since: datetime | None):
+    """`query` (over refunds, joined to their bookings when a builder is in scope) narrowed."""
+    if set(filters.statuses) - set(REFUND_STATUSES):
+        raise DomainError(f"unknown refund status in {filters.statuses}")
+    if filters.date_from and filters.date_to and filters.date_from > filters.date_to:
+        raise DomainError("the start of the date range is after its end")
+    scope = builder_scope(viewer, filters.builder_id)
+    if filters.statuses:
+        query = query.where(Refund.status.in_(filters.statuses))
+    if filters.rules:
+        query = query.where(Refund.rule.in_(filters.rules))
+    if filters.currency:
+        query = query.where(Refund.currency == filters.currency.upper())
+    if since is not None:
+        query = query.where(Refund.created_at >= since)
+    if filters.date_from:
+        query = query.where(Refund.created_at >= day_start(filters.date_from, viewer.timezone))
+    if filters.date_to:
+        query = query.where(Refund.created_at < day_start(filters.date_to + timedelta(days=1), viewer.timezone))
+    if scope is not None:
+        query = query.where(Booking.builder_id == scope)
+    return query
+
+
+def _ledger_rows(viewer: Viewer, filters: RefundFilters, since: datetime | None):
+    return _refunds_narrowed(
+        select(Refund, Builder.name, Client.email, Client.name, SessionType.name)
+        .join(Booking, Booking.id == Refund.booking_id)
+        .join(Builder, Builder.id == Booking.builder_id)
+        .join(Client, Client.id == Booking.client_id)
+        .join(SessionType, SessionType.id == Booking.session_type_id), viewer, filters, since,
+    ).order_by(Refund.created_at.desc(), Refund.id.desc())
+
+
 def refund_ledger(session: Session, viewer: Viewer, *, statuses: tuple[str, ...] = (),
                   rules: tuple[str, ...] = (), since: datetime | None = None,
-                  builder_id: int | None = None, page: int = 1, page_size: int = 50) -> RefundLedger:
-    """Every refund, newest first, paged; with totals per currency and status for the same filter."""
-    if set(statuses) - set(REFUND_STATUSES):
-        raise DomainError(f"unknown refund status in {statuses}")
-    scope = builder_scope(viewer, builder_id)
+                  builder_id: int | None = None, page: int = 1, page_size: int = 50,
+                  filters: RefundFilters | None = None) -> RefundLedger:
+    """Every refund, newest first, paged; with totals per currency and status for the same filter.
+
+    `filters` narrows by status, rule, currency, dates and builder; the older keywords (statuses,
+    rules, builder_id) are its fields given one by one."""
+    filters = filters or RefundFilters(statuses=tuple(statuses), rules=tuple(rules), builder_id=builder_id)
+    scope = builder_scope(viewer, filters.builder_id)
     page_size = min(max(int(page_size), 1), MAX_PAGE_SIZE)
     page = max(int(page), 1)
-
-    def narrowed(query):
-        if statuses:
-            query = query.where(Refund.status.in_(statuses))
-        if rules:
-            query = query.where(Refund.rule.in_(rules))
-        if since is not None:
-            query = query.where(Refund.created_at >= since)
-        if scope is not None:
-            query = query.where(Booking.builder_id == scope)
-        return query
 
     totals = select(Refund.currency, Refund.status, func.count(Refund.id), func.sum(Refund.amount_cents))
     if scope is not None:
         # Only a builder's totals need the bookings: every refund has one (foreign key), so an
         # admin's totals are the refunds table alone.
         totals = totals.join(Booking, Booking.id == Refund.booking_id)
-    totals = session.execute(narrowed(totals).group_by(Refund.currency, Refund.status)
+    totals = session.execute(_refunds_narrowed(totals, viewer, filters, since)
+                             .group_by(Refund.currency, Refund.status)
                              .order_by(Refund.currency, Refund.status)).all()
-    rows = session.execute(narrowed(
-        select(Refund, Builder.name, Client.email)
-        .join(Booking, Booking.id == Refund.booking_id)
-        .join(Builder, Builder.id == Booking.builder_id)
-        .join(Client, Client.id == Booking.client_id)
-    ).order_by(Refund.created_at.desc(), Refund.id.desc()).limit(page_size).offset((page - 1) * page_size)).all()
+    rows = session.execute(_ledger_rows(viewer, filters, since)
+                           .limit(page_size).offset((page - 1) * page_size)).all()
     return RefundLedger(
-        rows=[LedgerRefund(**vars(refund_row(refund)), builder_name=builder, client_email=client)
-              for refund, builder, client in rows],
+        rows=[LedgerRefund(**vars(refund_row(refund)), builder_name=builder, client_email=email,
+                           client_name=name or "", session_type_name=session_type or "")
+              for refund, builder, email, name, session_type in rows],
         total=sum(int(t[2]) for t in totals), page=page, page_size=page_size,
         totals=[RefundTotal(t[0], t[1], int(t[2]), int(t[3])) for t in totals],
     )
+
+
+def refunds_csv(session: Session, viewer: Viewer, filters: RefundFilters | None = None, *,
+                max_rows: int = CSV_MAX_ROWS) -> str:
+    """Every refund matching `filters` (up to `max_rows`), newest first, as CSV; amounts in major units."""
+    filters = filters or RefundFilters()
+    query = _ledger_rows(viewer, filters, None).limit(max_rows).execution_options(yield_per=2000)
+    return csv_text(
+        ["refund_id", "created_at_utc", "booking_id", "builder", "client_name", "client_email",
+         "session_type", "currency", "amount", "status", "rule", "reason", "issued_by", "stripe_refund_id",
+         "failure_reason"],
+        ((r.id, r.created_at.isoformat(), r.booking_id, builder, name, email, session_type, r.currency,
+          major(r.amount_cents, r.currency), r.status, r.rule, r.reason, r.issued_by,
+          r.stripe_refund_id or "", r.failure_reason or "")
+         for r, builder, email, name, session_type in session.execute(query).tuples()))
+
+
+def refund_currencies(session: Session, viewer: Viewer) -> list[str]:
+    """The currencies the viewer's refunds are in (what the refunds page filters by)."""
+    scope = builder_scope(viewer)
+    query = select(Refund.currency).distinct().order_by(Refund.currency)
+    if scope is not None:
+        query = query.join(Booking, Booking.id == Refund.booking_id).where(Booking.builder_id == scope)
+    return list(session.execute(query).scalars())
 
 
 def failed_outbox(session: Session, viewer: Viewer, *, include_retrying: bool = True,

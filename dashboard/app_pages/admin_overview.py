@@ -3,6 +3,7 @@ refunds by reason, and what needs attention."""
 import streamlit as st
 
 from dashboard.lib import charts, data, layout
+from core.reporting.words import NET, PAID, REFUNDED
 from dashboard.lib.fmt import money, percent
 
 PERIODS = {"Last 30 days": 30, "Last 90 days": 90, "Last 12 months": 365}
@@ -26,9 +27,10 @@ if not kpis.currencies:
     st.info("No payments in this period yet.")
 for currency in kpis.currencies:
     cols = st.columns(3)
-    cols[0].metric(f"Revenue ({currency})", money(kpis.revenue.get(currency, 0), currency))
-    cols[1].metric(f"Refunds ({currency})", money(kpis.refunds.get(currency, 0), currency))
-    cols[2].metric(f"Net ({currency})", money(kpis.net(currency), currency))
+    cols[0].metric(f"{PAID.label} ({currency})", money(kpis.revenue.get(currency, 0), currency), help=PAID.help)
+    cols[1].metric(f"{REFUNDED.label} ({currency})", money(kpis.refunds.get(currency, 0), currency),
+                   help=REFUNDED.help)
+    cols[2].metric(f"{NET.label} ({currency})", money(kpis.net(currency), currency), help=NET.help)
 
 st.plotly_chart(charts.build_weekly_chart(data.weekly(viewer, since)), key="weekly_chart")
 left, right = st.columns(2)

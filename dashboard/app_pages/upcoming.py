@@ -1,19 +1,65 @@
-"""A builder's next sessions, soonest first, in their own timezone."""
+"""A builder's week: confirmed sessions by day in their own time zone, week by week; below it,
+the slots held for clients who have not paid yet (not sessions until they pay)."""
 import streamlit as st
 
+from core.models import utcnow
 from core.states import BookingStatus
-from dashboard.lib import data, layout, tables
+from dashboard.lib import components, data, layout, tables
+from dashboard.lib.fmt import zone
+from dashboard.lib.week import by_day, week_of
+
+OFFSET_KEY = "week_offset"
 
 viewer = layout.page("Upcoming sessions")
 tz = layout.viewer_timezone(viewer)
-sessions = data.upcoming(viewer)
-if not sessions:
-    st.info("No upcoming sessions yet — share your profile link so clients can book you.")
+now = utcnow()
+
+
+def move(weeks: int | None) -> None:
+    st.session_state[OFFSET_KEY] = 0 if weeks is None else st.session_state.get(OFFSET_KEY, 0) + weeks
+
+
+week = week_of(now, tz, st.session_state.get(OFFSET_KEY, 0))
+sessions = data.week(viewer, week.start, week.end)
+holds = data.pending(viewer)
+
+back, today, forward = st.columns(3)
+back.button("Previous week", key="week_back", icon=":material/chevron_left:", on_click=move, args=(-1,),
+            width="stretch")
+today.button("This week", key="week_now", on_click=move, args=(None,), width="stretch",
+             disabled=st.session_state.get(OFFSET_KEY, 0) == 0)
+forward.button("Next week", key="week_next", icon=":material/chevron_right:", on_click=move, args=(1,),
+               width="stretch")
+last_day = week.days[-1]
+st.markdown(f"#### {week.monday.strftime('%a %d %b')} – {last_day.strftime('%a %d %b %Y')}")
+confirmed = sum(1 for s in sessions if s.status == BookingStatus.CONFIRMED)
+st.caption(f"{confirmed} confirmed session{'s' if confirmed != 1 else ''} · times in {tz} · "
+           "click a session to open its booking")
+
+local_today = now.astimezone(zone(tz)).date()
+for day, column in zip(week.days, st.columns(7)):
+    with column:
+        mark = " · today" if day == local_today else ""
+        st.markdown(f"**{day.strftime('%a %d')}**{mark}")
+        day_sessions = by_day(sessions, week, tz)[day]
+        if not day_sessions:
+            st.caption("No sessions")
+        for session in day_sessions:
+            start = session.start_time.astimezone(zone(tz))
+            end = session.end_time.astimezone(zone(tz)).strftime("–%H:%M") if session.end_time else ""
+            done = " (done)" if session.status == BookingStatus.COMPLETED else ""
+            if st.button(f"{start.strftime('%H:%M')}{end} {session.client_name or session.client_email}"
+                         f" · {session.session_type_name}{done}", key=f"week_{session.id}", width="stretch"):
+                layout.open_booking(viewer, session.id)
+
+st.markdown("#### Not paid yet")
+st.caption("Slots held for clients who have not paid: they are not sessions yet. A hold is released when it "
+           "ends unless the client pays; a bank transfer on its way keeps its slot until it settles.")
+if holds:
+    components.clickable_table(tables.pending_table(holds, tz, now, with_builder=viewer.is_admin),
+                               key="holds_table", open_key=layout.GOTO_KEY)
 else:
-    confirmed = sum(1 for s in sessions if s.status == BookingStatus.CONFIRMED)
-    left, right = st.columns(2)
-    left.metric("Confirmed sessions ahead", confirmed)
-    right.metric("Waiting for the client's payment", len(sessions) - confirmed)
-    st.dataframe(tables.upcoming_frame(sessions, tz, with_builder=viewer.is_admin), hide_index=True,
-                 key="upcoming_table")
-    st.caption(f"Times in {tz}. Sessions waiting for payment are released if the client does not pay in time.")
+    st.caption("No unpaid holds.")
+if not sessions and not holds and st.session_state.get(OFFSET_KEY, 0) == 0 and not data.upcoming(viewer, limit=1):
+    st.info("No upcoming sessions yet — share your profile link so clients can book you.")
+layout.follow_to_booking(viewer)

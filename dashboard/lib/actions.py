@@ -4,6 +4,10 @@ its own transaction, then the outcome shown on the next run.
 
 Confirmation uses a pending action in `st.session_state`: the button that asks stores it, every
 run opens the dialog while it is set, and the dialog's Confirm pops it and performs it.
+
+A form whose action was done is emptied on the next run (before its widgets are drawn, the only
+time Streamlit lets a widget's value be changed), so a reason typed for one refund is not offered
+for the next.
 """
 from __future__ import annotations
 
@@ -23,9 +27,21 @@ from dashboard.lib.fmt import md
 
 OUTCOME_KEY = "action_outcome"
 PENDING_KEY = "pending_action"
+CLEAR_KEY = "forms_to_clear"
+# The inputs of the booking's action forms (components.booking_actions); the refund amount is
+# refilled with the policy's suggestion once it is cleared.
+FORM_KEYS = ("refund_amount", "refund_reason", "cancel_reason", "refund_prefill_for")
+
+
+def clear_done_forms() -> None:
+    """Empty the forms of the action done on the last run (call before drawing any widget)."""
+    if st.session_state.pop(CLEAR_KEY, False):
+        for key in FORM_KEYS:
+            st.session_state.pop(key, None)
 
 
 def show_outcome() -> None:
+    clear_done_forms()
     outcome = st.session_state.pop(OUTCOME_KEY, None)
     if outcome is None:
         return
@@ -47,6 +63,7 @@ def _run(viewer: Viewer, call: Callable[..., Any], describe: Callable[[Any], str
         return False
     data.clear()
     _report("success", describe(result))
+    st.session_state[CLEAR_KEY] = True
     return True
 
 
@@ -58,10 +75,21 @@ def refund(viewer: Viewer, booking_id: str, amount_cents: int, currency: str, re
                 booking_id, amount_cents, reason=reason)
 
 
-def cancel(viewer: Viewer, booking_id: str, currency: str, reason: str) -> bool:
+PAID, UNPAID, ON_ITS_WAY = "paid", "unpaid", "on_its_way"
+
+
+def cancel(viewer: Viewer, booking_id: str, currency: str, reason: str, money: str = PAID) -> bool:
+    """`money`: whether the booking was paid, not paid, or paid by a bank transfer still on its way;
+    an unpaid booking's cancellation does not speak of a refund policy."""
     def describe(refund_cents: int) -> str:
-        refund_text = (f"a refund of {format_amount(refund_cents, currency)} is being sent to Stripe"
-                       if refund_cents else "no refund is due under the policy")
+        if refund_cents:
+            refund_text = f"a refund of {format_amount(refund_cents, currency)} is being sent to Stripe"
+        elif money == ON_ITS_WAY:
+            refund_text = "the bank transfer on its way is refunded in full when it arrives"
+        elif money == UNPAID:
+            refund_text = "the slot is free again (nothing was paid)"
+        else:
+            refund_text = "no refund is due under the cancellation policy"
         return f"Booking canceled: the Calendly event is being canceled and {refund_text}."
     return _run(viewer, service.cancel, describe, booking_id, reason=reason)
 

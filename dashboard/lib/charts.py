@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from core.money import Money, format_amount
+from core.reporting.words import PAID, PAYOUT, PLATFORM_FEE, REFUNDED
 
 PALETTE = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2"]
 # One colour per currency on every chart; others get the rest of the palette in name order.
@@ -39,12 +40,12 @@ def _empty(title: str, message: str) -> go.Figure:
 
 
 def build_weekly_chart(rows: Sequence) -> go.Figure:
-    """Bookings per week (all currencies counted together) above revenue per week, one panel per currency.
+    """Bookings per week (all currencies counted together) above what was paid per week, one panel per currency.
 
     `rows`: objects with week, currency, bookings, revenue_cents (see `reporting.WeeklyPoint`).
     """
     if not rows:
-        return _empty("Bookings and revenue by week", "No bookings in this period")
+        return _empty("Bookings and payments by week", "No bookings in this period")
     weeks = sorted({row.week for row in rows})
     currencies = sorted({row.currency for row in rows})
     bookings: dict = defaultdict(int)
@@ -53,18 +54,18 @@ def build_weekly_chart(rows: Sequence) -> go.Figure:
         bookings[row.week] += row.bookings
         revenue[(row.currency, row.week)] += row.revenue_cents
     figure = make_subplots(rows=1 + len(currencies), cols=1, shared_xaxes=True, vertical_spacing=0.06,
-                           subplot_titles=["Bookings per week"] + [f"Revenue per week ({c})" for c in currencies])
+                           subplot_titles=["Bookings per week"] + [f"{PAID.label} per week ({c})" for c in currencies])
     figure.add_trace(go.Bar(name="Bookings", x=weeks, y=[bookings[w] for w in weeks],
                             marker_color="#6C7A89", hovertemplate="Week of %{x}<br>%{y} bookings<extra></extra>"),
                      row=1, col=1)
     for n, currency in enumerate(currencies):
         figure.add_trace(go.Scatter(
-            name=f"Revenue ({currency})", x=weeks, y=[_major(revenue[(currency, w)], currency) for w in weeks],
+            name=f"{PAID.label} ({currency})", x=weeks, y=[_major(revenue[(currency, w)], currency) for w in weeks],
             mode="lines+markers", line={"color": currency_color(currency)},
             customdata=[format_amount(revenue[(currency, w)], currency) for w in weeks],
             hovertemplate="Week of %{x}<br>%{customdata}<extra></extra>"), row=n + 2, col=1)
         figure.update_yaxes(title_text=currency, rangemode="tozero", row=n + 2, col=1)
-    figure.update_layout(title="Bookings and revenue by week (UTC)", height=260 + 200 * len(currencies),
+    figure.update_layout(title="Bookings and payments by week (UTC)", height=260 + 200 * len(currencies),
                          showlegend=False, margin={"t": 70, "b": 30})
     return figure
 
@@ -102,7 +103,8 @@ def build_refunds_by_reason_chart(rows: Sequence) -> go.Figure:
 
 
 def build_earnings_chart(rows: Sequence, currency: str) -> go.Figure:
-    """One currency's months: what the builder keeps (net), the platform fee and refunds.
+    """One currency's months: what the builder keeps (payout), the platform fee and refunds, and
+    what was paid (the words of `core.reporting.words`).
 
     `rows`: `reporting.EarningsRow`s; rows of other currencies are ignored.
     """
@@ -111,16 +113,17 @@ def build_earnings_chart(rows: Sequence, currency: str) -> go.Figure:
         return _empty(f"Earnings ({currency})", "No earnings yet")
     months = [row.month.strftime("%Y-%m") for row in mine]
     figure = go.Figure()
-    for name, attribute, color in (("Net", "net_cents", PALETTE[2]), ("Platform fee", "fee_cents", PALETTE[1]),
-                                   ("Refunded", "refunded_cents", PALETTE[3])):
+    for name, attribute, color in ((PAYOUT.label, "payout_cents", PALETTE[2]),
+                                   (PLATFORM_FEE.label, "fee_cents", PALETTE[1]),
+                                   (REFUNDED.label, "refunded_cents", PALETTE[3])):
         values = [getattr(row, attribute) for row in mine]
         figure.add_trace(go.Bar(name=name, x=months, y=[_major(v, currency) for v in values],
                                 customdata=[format_amount(v, currency) for v in values], marker_color=color,
                                 hovertemplate="%{x}<br>" + name + ": %{customdata}<extra></extra>"))
-    figure.add_trace(go.Scatter(name="Gross", x=months, y=[_major(row.gross_cents, currency) for row in mine],
+    figure.add_trace(go.Scatter(name=PAID.label, x=months, y=[_major(row.gross_cents, currency) for row in mine],
                                 mode="lines+markers", line={"color": PALETTE[0]},
                                 customdata=[format_amount(row.gross_cents, currency) for row in mine],
-                                hovertemplate="%{x}<br>Gross: %{customdata}<extra></extra>"))
+                                hovertemplate="%{x}<br>" + PAID.label + ": %{customdata}<extra></extra>"))
     figure.update_layout(title=f"Earnings per month ({currency})", barmode="group", height=360,
                          yaxis_title=currency, margin={"t": 60, "b": 20})
     return figure

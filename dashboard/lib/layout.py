@@ -8,6 +8,26 @@ from dashboard.lib import actions, auth
 from dashboard.lib.fmt import ADMIN_TIMEZONES, md
 
 TZ_KEY = "admin_timezone"
+# A row clicked on a page that does not show bookings itself (refunds, failures, the week view)
+# opens its booking on the viewer's Bookings page: the page's file and where it keeps the open one.
+GOTO_KEY = "goto_booking"
+BOOKINGS_PAGE = {True: ("app_pages/admin_bookings.py", "open_booking"),
+                 False: ("app_pages/my_bookings.py", "my_open_booking")}
+
+
+def open_booking(viewer: Viewer, booking_id: str) -> None:
+    """Go to the viewer's Bookings page with `booking_id` open."""
+    path, open_key = BOOKINGS_PAGE[viewer.is_admin]
+    st.session_state[open_key] = booking_id
+    st.switch_page(path)
+
+
+def follow_to_booking(viewer: Viewer) -> None:
+    """Open the booking a table row's click asked for (under GOTO_KEY; a click's callback cannot
+    change pages itself). Call at the end of the page."""
+    booking_id = st.session_state.pop(GOTO_KEY, None)
+    if booking_id:
+        open_booking(viewer, booking_id)
 
 
 def viewer_timezone(viewer: Viewer) -> str:

@@ -1,107 +1,201 @@
-"""Report rows → DataFrames with human columns (money formatted with its currency, local times)."""
+"""Report rows → tables that fit a laptop and a phone: a DataFrame with few, human columns (names,
+not ids; money with its currency; times as datetimes in the viewer's zone), its column
+configuration (labels, widths, help) and, per row, the booking a click on it opens.
+
+The booking id stays in the frame as a hidden "Booking" column (None in the column config): tests
+and the click handler read it, nobody has to.
+"""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 
 import pandas as pd
+import streamlit as st
 
-from core.states import OutboxStatus
-from dashboard.lib.fmt import ON_ITS_WAY, first_line, money, payment_label, status_label, when
+from core.reporting.overview import REFUND_RULE_LABELS
+from core.reporting.words import (
+    NET, PAID, PAYOUT, PLATFORM_FEE, PRICE, REFUNDED, Term, actor_label, cause_label, refund_status_label,
+)
+from core.states import OutboxStatus, WebhookOutcome
+from dashboard.lib.fmt import ON_ITS_WAY, first_line, minutes_until, money, payment_label, status_label, zone
 
-
-def bookings_frame(rows: Sequence, tz: str, *, with_builder: bool) -> pd.DataFrame:
-    records = []
-    for r in rows:
-        record = {
-            "Booked": when(r.created_at, tz), "Session": when(r.start_time, tz),
-            "Status": status_label(r.status),
-            "Payment": payment_label(r.payment_status, on_its_way=getattr(r, "payment_on_its_way", False)),
-            "Price": money(r.amount_cents, r.currency), "Paid": money(r.paid_cents, r.currency),
-            "Refunded": money(r.refunded_cents, r.currency), "Client": r.client_name,
-            "Email": r.client_email, "Session type": r.session_type_name,
-        }
-        if with_builder:
-            record["Builder"] = r.builder_name
-        record["Booking"] = r.id
-        records.append(record)
-    return pd.DataFrame.from_records(records)
+BOOKING = "Booking"  # the hidden column holding each row's booking id
 
 
-def upcoming_frame(rows: Sequence, tz: str, *, with_builder: bool) -> pd.DataFrame:
-    return pd.DataFrame.from_records([{
-        "When": when(r.start_time, tz, with_zone=True), "Session type": r.session_type_name,
-        "Minutes": r.duration_minutes, "Client": r.client_name, "Email": r.client_email,
-        "Client's timezone": r.invitee_timezone or "", "Status": status_label(r.status),
-        "Price": money(r.amount_cents, r.currency), **({"Builder": r.builder_name} if with_builder else {}),
-        "Booking": r.id,
-    } for r in rows])
+@dataclass
+class Table:
+    frame: pd.DataFrame
+    columns: dict = field(default_factory=dict)  # st.dataframe's column_config
+
+    @property
+    def booking_ids(self) -> list[str]:
+        """The booking each row opens ('' for a row without one), in row order."""
+        if BOOKING not in self.frame.columns:
+            return []
+        return [str(value or "") for value in self.frame[BOOKING]]
 
 
-def pending_frame(rows: Sequence, tz: str, now) -> pd.DataFrame:
-    from dashboard.lib.fmt import minutes_until
-    return pd.DataFrame.from_records([{
-        "Waiting since": when(r.waiting_since, tz), "Hold ends": when(r.hold_expires_at, tz),
-        "Ends": minutes_until(r.hold_expires_at, now), "Client": r.client_name, "Email": r.client_email,
-        "Amount": money(r.amount_cents, r.currency), "Builder": r.builder_name,
-        "Session type": r.session_type_name, "Session": when(r.start_time, tz),
-        "Payment": ON_ITS_WAY if r.payment_on_its_way else "Not paid yet",
-        "Checkout opened": "yes" if r.checkout_opened else "no",
-        "Reminder sent": when(r.reminder_sent_at, tz), "Booking": r.id,
-    } for r in rows])
+def local(value: datetime | None, tz: str) -> pd.Timestamp | None:
+    """A stored (aware, UTC) time as the viewer's wall-clock time; None stays empty."""
+    return None if value is None else pd.Timestamp(value).tz_convert(zone(tz))
 
 
-def earnings_frame(rows: Sequence, currency: str) -> pd.DataFrame:
-    return pd.DataFrame.from_records([{
-        "Month": r.month.strftime("%Y-%m"), "Gross": money(r.gross_cents, currency),
-        "Refunded": money(r.refunded_cents, currency), "Platform fee": money(r.fee_cents, currency),
-        "Net": money(r.net_cents, currency),
-    } for r in rows if r.currency == currency])
+def _when(label: str, tz: str, *, width="medium", help: str | None = None):
+    return st.column_config.DatetimeColumn(label, format="ddd D MMM YYYY, HH:mm", timezone=tz, width=width,
+                                           help=help or f"In {tz}")
 
 
-def refunds_frame(rows: Sequence, tz: str) -> pd.DataFrame:
-    return pd.DataFrame.from_records([{
-        "When": when(r.created_at, tz), "Amount": money(r.amount_cents, r.currency), "Status": r.status,
-        "Rule": r.rule, "Reason": r.reason, "Issued by": r.issued_by,
-        **({"Booking": r.booking_id} if hasattr(r, "booking_id") else {}),
-        **({"Builder": r.builder_name, "Client": r.client_email} if hasattr(r, "builder_name") else {}),
-        "Stripe refund": r.stripe_refund_id or "", "Failure": r.failure_reason or "",
-    } for r in rows])
+def _text(label: str, width="medium", help: str | None = None):
+    return st.column_config.TextColumn(label, width=width, help=help)
 
 
-def history_frame(rows: Sequence, tz: str) -> pd.DataFrame:
-    return pd.DataFrame.from_records([{
-        "When": when(h.at, tz), "From": h.from_status or "", "To": h.to_status, "Cause": h.cause,
-        "By": h.actor, "Details": ", ".join(f"{k}={v}" for k, v in (h.details or {}).items()),
-    } for h in rows])
+def _money(term: Term, width="small"):
+    return st.column_config.TextColumn(term.label, width=width, help=term.help)
 
 
-def payments_frame(rows: Sequence, tz: str) -> pd.DataFrame:
-    return pd.DataFrame.from_records([{
-        "When": when(p.created_at, tz), "Amount": money(p.amount_cents, p.currency), "Status": p.status,
-        "Dispute": p.dispute_status or "", "Payment intent": p.stripe_payment_intent_id,
-        "Checkout session": p.stripe_checkout_session_id or "",
-    } for p in rows])
+def _table(records: list[dict], columns: dict) -> Table:
+    """The frame of `records` with the configured columns; a column configured as None is left
+    out (not for this viewer), except the hidden booking id."""
+    shown = {name: config for name, config in columns.items() if config is not None or name == BOOKING}
+    # Named columns even when there are no rows, so an empty table keeps its header.
+    frame = pd.DataFrame.from_records([{name: r[name] for name in shown} for r in records], columns=list(shown))
+    return Table(frame, shown)
 
 
-def outbox_frame(rows: Sequence, tz: str) -> pd.DataFrame:
-    return pd.DataFrame.from_records([{
+def client(name: str | None, email: str | None) -> str:
+    return name or email or ""
+
+
+# ---------------------------------------------------------------- bookings
+def bookings_table(rows: Sequence, tz: str, *, with_builder: bool) -> Table:
+    records = [{
+        "Session": local(r.start_time, tz), "Client": client(r.client_name, r.client_email),
+        "Session type": r.session_type_name, "Status": status_label(r.status),
+        "Payment": payment_label(r.payment_status, on_its_way=getattr(r, "payment_on_its_way", False)),
+        PAID.label: money(r.paid_cents, r.currency), "Builder": r.builder_name,
+        "Booked": local(r.created_at, tz), BOOKING: r.id,
+    } for r in rows]
+    columns = {
+        "Session": _when("Session", tz), "Client": _text("Client", "medium"),
+        "Session type": _text("Session type", "medium"), "Status": _text("Status", "small"),
+        "Payment": _text("Payment", "small"), PAID.label: _money(PAID),
+        "Builder": _text("Builder", "small") if with_builder else None,
+        "Booked": _when("Booked", tz, width="small", help=f"When the client booked, in {tz}"), BOOKING: None,
+    }
+    return _table(records, columns)
+
+
+def pending_table(rows: Sequence, tz: str, now: datetime, *, with_builder: bool = True) -> Table:
+    records = [{
+        "Client": client(r.client_name, r.client_email), "Session type": r.session_type_name,
+        "Session": local(r.start_time, tz), "Hold ends": local(r.hold_expires_at, tz),
+        "Ends": minutes_until(r.hold_expires_at, now), PRICE.label: money(r.amount_cents, r.currency),
+        "Payment": ON_ITS_WAY if r.payment_on_its_way else "Not paid yet", "Builder": r.builder_name,
+        BOOKING: r.id,
+    } for r in rows]
+    columns = {
+        "Client": _text("Client"), "Session type": _text("Session type"), "Session": _when("Session", tz),
+        "Hold ends": _when("Hold ends", tz, help=f"The slot is released then if still unpaid ({tz})"),
+        "Ends": _text("Ends", "small"), PRICE.label: _money(PRICE), "Payment": _text("Payment", "small"),
+        "Builder": _text("Builder", "small") if with_builder else None, BOOKING: None,
+    }
+    return _table(records, columns)
+
+
+# ---------------------------------------------------------------- money
+def earnings_table(rows: Sequence, currency: str) -> Table:
+    records = [{
+        "Month": r.month.strftime("%Y-%m"), PAID.label: money(r.gross_cents, currency),
+        REFUNDED.label: money(r.refunded_cents, currency), NET.label: money(r.net_cents, currency),
+        PLATFORM_FEE.label: money(r.fee_cents, currency), PAYOUT.label: money(r.payout_cents, currency),
+    } for r in rows if r.currency == currency]
+    columns = {"Month": _text("Month", "small", "Months are UTC")}
+    columns.update({term.label: _money(term) for term in (PAID, REFUNDED, NET, PLATFORM_FEE, PAYOUT)})
+    return _table(records, columns)
+
+
+def refunds_table(rows: Sequence, tz: str, *, ledger: bool = False) -> Table:
+    """A booking's refunds, or (`ledger`) the refund ledger: with whose booking each is."""
+    records = [{
+        "When": local(r.created_at, tz), "Client": client(getattr(r, "client_name", ""), getattr(r, "client_email", "")),
+        "Amount": money(r.amount_cents, r.currency), "Status": refund_status_label(r.status),
+        "Why": REFUND_RULE_LABELS.get(r.rule, r.rule), "Reason given": r.reason,
+        "Builder": getattr(r, "builder_name", ""), "Issued by": actor_label(r.issued_by),
+        "Failure": r.failure_reason or "", BOOKING: r.booking_id,
+    } for r in rows]
+    columns = {
+        "When": _when("When", tz), "Client": _text("Client") if ledger else None,
+        "Amount": _text("Amount", "small"), "Status": _text("Status", "small"),
+        "Why": _text("Why", "medium", "Which rule gave this refund"),
+        "Reason given": _text("Reason given", "medium", "What the client was told"),
+        "Builder": _text("Builder", "small") if ledger else None, "Issued by": _text("Issued by", "small"),
+        "Failure": _text("Failure", "medium") if any(r.failure_reason for r in rows) else None, BOOKING: None,
+    }
+    return _table(records, columns)
+
+
+def payments_table(rows: Sequence, tz: str, *, with_stripe_ids: bool) -> Table:
+    records = [{
+        "When": local(p.created_at, tz), "Amount": money(p.amount_cents, p.currency),
+        "Status": str(p.status).replace("_", " ").capitalize(),
+        "Dispute": str(p.dispute_status or "").replace("_", " "), "Stripe payment": p.stripe_payment_intent_id,
+    } for p in rows]
+    columns = {"When": _when("When", tz), "Amount": _text("Amount", "small"), "Status": _text("Status", "small"),
+               "Dispute": _text("Dispute", "small"),
+               "Stripe payment": _text("Stripe payment", "medium") if with_stripe_ids else None}
+    return _table(records, columns)
+
+
+# ---------------------------------------------------------------- history and operations
+def history_table(rows: Sequence, tz: str) -> Table:
+    records = [{
+        "When": local(h.at, tz), "What happened": cause_label(h.cause),
+        "Status": (f"{status_label(h.from_status)} → {status_label(h.to_status)}"
+                   if h.from_status and h.from_status != h.to_status else status_label(h.to_status)),
+        "By": actor_label(h.actor),
+    } for h in rows]
+    columns = {"When": _when("When", tz), "What happened": _text("What happened", "large"),
+               "Status": _text("Status", "medium"), "By": _text("By", "small")}
+    return _table(records, columns)
+
+
+def outbox_table(rows: Sequence, tz: str) -> Table:
+    records = [{
         "#": e.id, "Kind": e.kind, "Status": e.status, "Attempts": e.attempts,
-        "Next try": when(e.next_attempt_at, tz) if e.status == OutboxStatus.PENDING else "",
-        "Last error": first_line(e.last_error), "Booking": e.booking_id or "",
-        "Created": when(e.created_at, tz), "Done": when(e.done_at, tz),
-    } for e in rows])
+        "Next try": local(e.next_attempt_at, tz) if e.status == OutboxStatus.PENDING else None,
+        "Last error": first_line(e.last_error), "Created": local(e.created_at, tz), BOOKING: e.booking_id or "",
+    } for e in rows]
+    columns = {"#": st.column_config.NumberColumn("#", width="small"), "Kind": _text("Kind", "small"),
+               "Status": _text("Status", "small"), "Attempts": st.column_config.NumberColumn("Attempts", width="small"),
+               "Next try": _when("Next try", tz, width="small"), "Last error": _text("Last error", "large"),
+               "Created": _when("Created", tz, width="small"), BOOKING: None}
+    return _table(records, columns)
 
 
-def attention_frame(rows: Sequence, tz: str) -> pd.DataFrame:
-    return pd.DataFrame.from_records([{
-        "When": when(a.created_at, tz), "Booking": a.booking_id, "What": a.what, "Why": a.why,
-        "Booking status": a.status,
-    } for a in rows])
+def attention_table(rows: Sequence, tz: str) -> Table:
+    records = [{"When": local(a.created_at, tz), "What": a.what, "Why": a.why,
+                "Booking status": status_label(a.status), BOOKING: a.booking_id} for a in rows]
+    columns = {"When": _when("When", tz, width="small"), "What": _text("What", "large"), "Why": _text("Why", "large"),
+               "Booking status": _text("Booking status", "small"), BOOKING: None}
+    return _table(records, columns)
 
 
-def webhooks_frame(rows: Sequence, tz: str) -> pd.DataFrame:
-    return pd.DataFrame.from_records([{
-        "#": w.id, "Received": when(w.received_at, tz), "Provider": w.provider, "Event": w.event_type,
-        "Outcome": w.outcome, "Error": first_line(w.error), "Booking": w.booking_id or "",
-        "Attempts": w.attempts,
-    } for w in rows])
+def outcome_note_label(outcome: str) -> str:
+    """A failed delivery's text is its error; any other outcome's is a note about what was done."""
+    return "Error" if outcome == WebhookOutcome.FAILED else "Note"
+
+
+def webhooks_table(rows: Sequence, tz: str) -> Table:
+    records = [{
+        "#": w.id, "Received": local(w.received_at, tz), "Provider": w.provider, "Event": w.event_type,
+        "Outcome": w.outcome,
+        "Details": f"{outcome_note_label(w.outcome)}: {first_line(w.error)}" if w.error else "",
+        "Attempts": w.attempts, BOOKING: w.booking_id or "",
+    } for w in rows]
+    columns = {"#": st.column_config.NumberColumn("#", width="small"), "Received": _when("Received", tz, width="small"),
+               "Provider": _text("Provider", "small"), "Event": _text("Event", "medium"),
+               "Outcome": _text("Outcome", "small"), "Details": _text("Details", "large"),
+               "Attempts": st.column_config.NumberColumn("Attempts", width="small"), BOOKING: None}
+    return _table(records, columns)
