@@ -9,6 +9,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from core.avatars import avatar_for
 from core.config import get_settings
 from core.money import format_amount
 
@@ -37,7 +38,7 @@ def http_url(value: str | None) -> str | None:
 
 
 templates.env.globals.update(money=format_amount, local_time=local_time, local_time_iso=local_time_iso,
-                             http_url=http_url)
+                             http_url=http_url, avatar=avatar_for)
 
 
 def page(request: Request, name: str, status_code: int = 200, **context) -> HTMLResponse:

@@ -1,12 +1,16 @@
-"""Builders, their session types and prices, and dashboard accounts."""
+"""Builders, their session types and prices, and dashboard accounts; and the builders as the home
+page lists them (`builder_cards`)."""
 from __future__ import annotations
 
-from sqlalchemy import select
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.avatars import Avatar, avatar_for
 from core.errors import DomainError, NotFound
 from core.models import Builder, DashboardUser, SessionType
-from core.money import MoneyError, normalize_currency
+from core.money import MoneyError, format_amount, normalize_currency
 
 
 def add_builder(session: Session, *, name: str, email: str, calendly_token: str, calendly_user: dict) -> Builder:
@@ -83,3 +87,68 @@ def update_price(session: Session, session_type_id: int, amount_cents: int, curr
         session_type.active = active
     session.flush()
     return session_type
+
+
+# ---------------------------------------------------------------- read side: the home page's list
+@dataclass(frozen=True, slots=True)
+class PriceRange:
+    currency: str
+    lowest: int
+    highest: int
+
+    @property
+    def label(self) -> str:
+        """'from $49.00 to $249.00', or '¥5,000' when every session costs the same."""
+        if self.lowest == self.highest:
+            return format_amount(self.lowest, self.currency)
+        return f"from {format_amount(self.lowest, self.currency)} to {format_amount(self.highest, self.currency)}"
+
+
+@dataclass(frozen=True, slots=True)
+class BuilderCard:
+    id: int
+    name: str
+    bio: str | None
+    timezone: str
+    prices: list[PriceRange] = field(default_factory=list)  # one per currency, of bookable session types
+
+    @property
+    def avatar(self) -> Avatar:
+        return avatar_for(self.name)
+
+    @property
+    def price_label(self) -> str:
+        return " · ".join(price.label for price in self.prices)
+
+
+@dataclass(frozen=True, slots=True)
+class BuilderPage:
+    cards: list[BuilderCard]
+    page: int
+    has_next: bool
+
+
+def builder_cards(session: Session, *, page: int = 1, per_page: int = 24) -> BuilderPage:
+    """One page of builders by name, each with the price range of their active session types.
+
+    One query whatever the number of builders: the page's builders (a limited subquery) joined to
+    their session types' lowest and highest price per currency.
+    """
+    page = max(1, page)
+    shown = (select(Builder.id).order_by(Builder.name, Builder.id)
+             .limit(per_page + 1).offset((page - 1) * per_page).subquery())
+    rows = session.execute(
+        select(Builder.id, Builder.name, Builder.bio, Builder.timezone, SessionType.currency,
+               func.min(SessionType.price_cents), func.max(SessionType.price_cents))
+        .join(shown, shown.c.id == Builder.id)
+        .outerjoin(SessionType, (SessionType.builder_id == Builder.id) & SessionType.active.is_(True))
+        .group_by(Builder.id, Builder.name, Builder.bio, Builder.timezone, SessionType.currency)
+        .order_by(Builder.name, Builder.id, SessionType.currency)
+    ).all()
+    cards: dict[int, BuilderCard] = {}
+    for builder_id, name, bio, zone, currency, lowest, highest in rows:
+        card = cards.setdefault(builder_id, BuilderCard(builder_id, name, bio, zone or "UTC"))
+        if currency is not None:
+            card.prices.append(PriceRange(currency, int(lowest), int(highest)))
+    listed = list(cards.values())
+    return BuilderPage(listed[:per_page], page, len(listed) > per_page)

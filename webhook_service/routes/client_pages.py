@@ -4,15 +4,13 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from sqlalchemy import select
 
 from core.calendly import CalendlyError
 from core.db import session_scope
 from core.errors import DomainError, NotFound
-from core.models import Builder
-from core.services import client_login, client_sessions, scheduling, throttle
+from core.services import catalog, client_login, client_sessions, scheduling, throttle
 from webhook_service import openapi as oa
 from webhook_service.deps import EngineDep, SettingsDep, VisitorDep, request_address, save_visitor
 from webhook_service.rendering import error_page, page
@@ -24,10 +22,13 @@ CALENDLY_DOWN = ("We could not reach Calendly to show this builder's sessions. N
 
 
 @router.get("/", include_in_schema=False)
-def home(request: Request, engine: EngineDep, visitor: VisitorDep):
+def home(request: Request, engine: EngineDep, visitor: VisitorDep,
+         page_number: Annotated[str, Query(alias="page")] = "1"):
+    # A page number from the address bar: anything but a plain small number is the first page.
+    number = int(page_number) if page_number.isascii() and page_number.isdigit() and len(page_number) <= 6 else 1
     with session_scope(engine, read_only=True) as session:
-        builders = [(b.id, b.name) for b in session.execute(select(Builder).order_by(Builder.name)).scalars()]
-    return page(request, "home.html", builders=builders)
+        listing = catalog.builder_cards(session, page=number)
+    return page(request, "home.html", listing=listing)
 
 
 @router.get("/profile/{builder_id}", summary="A builder's bookable session types", response_class=HTMLResponse,
