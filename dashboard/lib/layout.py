@@ -31,9 +31,9 @@ def follow_to_booking(viewer: Viewer) -> None:
 
 
 def viewer_timezone(viewer: Viewer) -> str:
-    """Builders see their own timezone; admins the one picked in the sidebar (UTC by default)."""
+    """Builders see their own timezone; admins the one picked in the sidebar (their My settings zone by default)."""
     if viewer.is_admin:
-        return st.session_state.get(TZ_KEY, "UTC")
+        return st.session_state.get(TZ_KEY, viewer.timezone or "UTC")
     return viewer.timezone or "UTC"
 
 
@@ -52,6 +52,9 @@ def page(title: str, *, admin_only: bool = False, caption: str | None = None) ->
             browser = getattr(st.context, "timezone", None)
             if browser and browser not in zones:
                 zones.insert(1, browser)
+            if viewer.timezone not in zones:  # the zone chosen under My settings
+                zones.insert(0, viewer.timezone)
+            st.session_state.setdefault(TZ_KEY, viewer.timezone)
             st.selectbox("Show times in", zones, key=TZ_KEY)
         else:
             st.caption(f"Times are shown in {md(viewer.timezone)}.")
