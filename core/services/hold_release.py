@@ -2,11 +2,12 @@
 the hold to run out.
 
 Releasing cancels the booking (nothing was charged, so nothing is refunded), cancels its Calendly
-event from the outbox (the slot is free again) and closes its Checkout Session, so the released slot
-cannot be paid for. Stripe is asked first, outside our transaction: an open session is expired there
-and then; one that was paid meanwhile is acted on (`payment_events.apply_checkout`) and the release
-refused. A payment that still arrives later is refunded in full by the late-payment rule
-(`payment_events.confirm_payment`). Releasing twice is harmless: the second time changes nothing.
+event from the outbox (the slot is free again) and expires its Checkout Session at Stripe right
+after, so the released time cannot be paid for (the outbox expires it too, should Stripe not answer).
+Stripe is asked first, outside our transaction: a session paid (or paid by bank) before we heard of
+it is acted on (`payment_events.apply_checkout`) and the release refused. A payment that still
+arrives later is refunded in full by the late-payment rule (`payment_events.confirm_payment`).
+Releasing twice is harmless: the second time changes nothing.
 """
 from __future__ import annotations
 
@@ -69,22 +70,28 @@ def release_hold(engine: Engine, booking_id: str, *, actor: str,
         if not _check_releasable(booking):
             return Released(booking_id, False, again)
         checkout_id = booking.stripe_checkout_session_id
+    stripe = (gateway or stripe_gateway()) if checkout_id else None
     if checkout_id:
         try:
-            checkout = (gateway or stripe_gateway()).expire_checkout(checkout_id, with_payment_intent=True)
+            checkout = stripe.checkout(checkout_id, with_payment_intent=True)
         except StripeGatewayError as error:
-            # Released all the same: the outbox expires the session later, and a payment made
-            # through it meanwhile is refunded in full (late payment).
-            log.warning("checkout %s not expired at once (%s); the outbox will", checkout_id, type(error).__name__)
-        else:
-            if checkout.get("status") == "complete":
-                with session_scope(engine) as session:  # paid (or on its way) before we asked
-                    payment_events.apply_checkout(session, checkout, actor=actor, expired_cause="checkout_expired")
+            checkout = None  # released all the same; the session is expired from the outbox
+            log.warning("checkout %s not read before its release (%s)", checkout_id, type(error).__name__)
+        if checkout is not None and checkout.get("status") == "complete":
+            with session_scope(engine) as session:  # paid (or on its way) before we heard of it
+                payment_events.apply_checkout(session, checkout, actor=actor, expired_cause="checkout_expired")
     with session_scope(engine) as session:
         booking = lock_booking(session, booking_id)
         if not _check_releasable(booking):
             return Released(booking_id, False, again)
+        # Canceled first: Stripe's checkout.session.expired, sent as we expire the session below,
+        # then finds the booking already canceled and leaves it so.
         cancel_booking_locked(session, booking, actor=actor, reason=RELEASE_REASON)
+    if checkout_id:
+        try:  # at once, so the released time cannot be paid for; the outbox entry is the backstop
+            stripe.expire_checkout(checkout_id)
+        except StripeGatewayError as error:
+            log.warning("checkout %s not expired at once (%s); the outbox will", checkout_id, type(error).__name__)
     return Released(booking_id, True, again)
 
 
