@@ -22,8 +22,11 @@ from core.db import get_engine, session_scope
 from core.models import utcnow
 from core.services import client_sessions
 from core.services.throttle import client_address
+from core.timezones import known_zone
 
 SESSION_COOKIE = "baw_session"
+# Written by /static/zone.js from the browser's Intl time zone; a hint, checked on every read.
+ZONE_COOKIE = "tz"
 
 
 def engine_dep() -> Engine:
@@ -128,6 +131,25 @@ def save_visitor(response: Response, visitor: Visitor) -> None:
 
 
 VisitorDep = Annotated[Visitor, Depends(visitor_dep)]
+
+
+def visitor_of(request: Request) -> Visitor | None:
+    """The visitor a route already read, or (for a page no route made: an unknown address, an
+    error) the one their cookie names, so every page's header says who is signed in. Never fails:
+    an error page must render even when the database is what failed."""
+    visitor = getattr(request.state, "visitor", None)
+    if visitor is None:
+        try:
+            visitor = _read_cookie(request.cookies.get(SESSION_COOKIE))
+        except Exception:
+            return None
+        request.state.visitor = visitor
+    return visitor
+
+
+def browser_zone(request: Request) -> str | None:
+    """The time zone the visitor's browser reported (the `tz` cookie), if it is a real IANA zone."""
+    return known_zone(request.cookies.get(ZONE_COOKIE))
 
 
 def request_address(request: Request) -> str | None:
