@@ -157,6 +157,6 @@ def logout(engine: EngineDep, visitor: VisitorDep, csrf_token: Annotated[str, Fo
         with session_scope(engine) as session:
             client_sessions.end(session, visitor.sid)
     visitor.sign_out()
-    response = RedirectResponse("/", status_code=303)
+    response = RedirectResponse("/signed-out", status_code=303)
     save_visitor(response, visitor)
     return response
