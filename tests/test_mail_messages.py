@@ -28,7 +28,9 @@ def _held(session, *, invitee_zone=None, client_zone=None, client_name="Casey Cl
     client = make_client(session, email="casey@example.com", name=client_name)
     client.timezone = client_zone
     return make_booking(session, S.PENDING_PAYMENT, session_type=session_type, client=client,
-                        start_time=start, invitee_timezone=invitee_zone)
+                        start_time=start, invitee_timezone=invitee_zone,
+                        calendly_reschedule_url="https://calendly.test/reschedulings/inv-1",
+                        calendly_cancel_url="https://calendly.test/cancellations/inv-1")
 
 
 def _confirmed(engine, **kwargs) -> str:
@@ -67,6 +69,8 @@ def test_a_confirmation_is_text_html_and_an_ics_in_the_clients_zone(engine, catc
     link = booking_access.payment_link(booking_id)
     assert link in text and f'href="{link.replace("&", "&amp;")}"' in html
     assert "$49.00" in text and "Code review with Ada Builder" in text
+    assert "Reschedule: https://calendly.test/reschedulings/inv-1" in text  # Calendly's own pages
+    assert 'href="https://calendly.test/cancellations/inv-1"' in html
 
     calendar = _calendar_part(message)
     assert calendar.get_filename() == "session.ics" and calendar.get_param("method") == "PUBLISH"

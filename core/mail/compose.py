@@ -32,7 +32,7 @@ def content_from_text(subject: str, body: str) -> MailContent:
 def render_html(content: MailContent) -> str:
     return TEMPLATES.get_template("message.html").render(
         subject=content.subject, paragraphs=content.paragraphs, action_label=content.action_label,
-        action_url=content.action_url, details=content.details)
+        action_url=content.action_url, details=content.details, links=content.links)
 
 
 def compose(*, mail_from: str, to: str, subject: str, text: str, content: MailContent | None) -> EmailMessage:

@@ -20,6 +20,7 @@ class MailContent:
     action_label: str | None = None
     action_url: str | None = None
     details: list[tuple[str, str]] = field(default_factory=list)
+    links: list[tuple[str, str]] = field(default_factory=list)  # secondary links: (label, url)
     calendar: str | None = None  # the .ics text
     calendar_method: str | None = None  # PUBLISH or CANCEL
 
@@ -30,6 +31,7 @@ class MailContent:
     def from_payload(cls, data: dict[str, Any]) -> "MailContent":
         known = {name: data.get(name) for name in cls.__dataclass_fields__ if name in data}
         known["details"] = [tuple(pair) for pair in known.get("details") or []]
+        known["links"] = [tuple(pair) for pair in known.get("links") or []]
         return cls(**known)
 
     def text(self) -> str:
@@ -37,6 +39,8 @@ class MailContent:
         blocks = list(self.paragraphs)
         if self.action_url:
             blocks.append(f"{self.action_label}: {self.action_url}" if self.action_label else self.action_url)
+        if self.links:
+            blocks.append("\n".join(f"{label}: {url}" for label, url in self.links))
         if self.details:
             width = max(len(label) for label, _ in self.details) + 1
             blocks.append("\n".join(f"{label + ':':<{width}} {value}" for label, value in self.details))

@@ -47,6 +47,11 @@ class Facts:
         return [("Session", self.session_name), ("With", self.builder), ("When", self.when),
                 ("Price", self.price)]
 
+    def change_links(self) -> list[tuple[str, str]]:
+        """Calendly's own reschedule and cancel pages for this invitee (they tell us both)."""
+        return [(label, url) for label, url in (("Reschedule", self.booking.calendly_reschedule_url),
+                                                ("Cancel", self.booking.calendly_cancel_url)) if url]
+
     def policy_line(self) -> str:
         policy = policy_for(self.booking.session_type)
         if policy.partial_percent:
@@ -117,9 +122,9 @@ def _booking_confirmed(facts: Facts, extra: dict) -> MailContent:
                   f"{facts.when}."]
     if calendar:
         paragraphs.append(f"The attached {CALENDAR_FILENAME} adds it to your calendar.")
-    paragraphs.append(f"Need to change it? Reschedule or cancel from your booking page. {facts.policy_line()}")
+    paragraphs.append(f"Need to change it? {facts.policy_line()}")
     return MailContent(subject=f"Confirmed: {facts.with_builder}", paragraphs=paragraphs,
-                       action_label="See your booking", action_url=facts.link,
+                       action_label="See your booking", action_url=facts.link, links=facts.change_links(),
                        details=facts.session_details(), calendar=calendar,
                        calendar_method="PUBLISH" if calendar else None)
 
@@ -216,7 +221,7 @@ def _booking_rescheduled(facts: Facts, extra: dict) -> MailContent:
     if calendar:
         paragraphs.append(f"The attached {CALENDAR_FILENAME} moves it in your calendar.")
     return MailContent(subject=f"Rescheduled: {facts.with_builder}", paragraphs=paragraphs,
-                       action_label="See your booking", action_url=facts.link,
+                       action_label="See your booking", action_url=facts.link, links=facts.change_links(),
                        details=facts.session_details(), calendar=calendar,
                        calendar_method="PUBLISH" if calendar else None)
 
