@@ -147,7 +147,7 @@ def refunds_csv(session: Session, viewer: Viewer, filters: RefundFilters | None 
         ((r.id, r.created_at.isoformat(), r.booking_id, builder, name, email, session_type, r.currency,
           major(r.amount_cents, r.currency), r.status, r.rule, r.reason, r.issued_by,
           r.stripe_refund_id or "", r.failure_reason or "")
-         for r, builder, email, name, session_type in session.execute(query).tuples()))
+         for r, builder, email, name, session_type in session.execute(query)))
 
 
 def refund_currencies(session: Session, viewer: Viewer) -> list[str]:
