@@ -10,11 +10,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `streamlit ru
 
 import streamlit as st  # noqa: E402
 
-from dashboard.lib.auth import current_user  # noqa: E402
+from dashboard.lib.auth import current_user, write_session_cookie  # noqa: E402
 
 st.set_page_config(page_title="Bookings dashboard", page_icon=":material/event_available:", layout="wide")
 
-viewer = current_user()
+viewer = current_user()  # from this tab's memory, or from the session cookie after a reload
+write_session_cookie()  # right after sign-in or sign-out: the browser keeps (or drops) the session id
 if viewer is None:
     pages = st.navigation([st.Page("app_pages/sign_in.py", title="Sign in")], position="hidden")
 elif viewer.is_admin:
@@ -30,6 +31,10 @@ elif viewer.is_admin:
             st.Page("app_pages/prices.py", title="Builders and prices", icon=":material/sell:"),
         ],
         "Operations": [st.Page("app_pages/admin_operations.py", title="Failures", icon=":material/error:")],
+        "People": [
+            st.Page("app_pages/admin_people.py", title="Builders and users", icon=":material/group_add:"),
+            st.Page("app_pages/my_settings.py", title="My settings", icon=":material/settings:"),
+        ],
     })
 else:
     pages = st.navigation([
@@ -37,5 +42,6 @@ else:
         st.Page("app_pages/my_bookings.py", title="Bookings", icon=":material/list_alt:"),
         st.Page("app_pages/earnings.py", title="Earnings", icon=":material/payments:"),
         st.Page("app_pages/prices.py", title="Session types and prices", icon=":material/sell:"),
+        st.Page("app_pages/my_settings.py", title="My settings", icon=":material/settings:"),
     ])
 pages.run()

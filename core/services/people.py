@@ -19,6 +19,7 @@ from core.config import get_settings
 from core.emails import normalize_email
 from core.errors import DomainError, NotFound
 from core.models import Builder, DashboardUser, SessionType
+from core.providers import calendly_token
 from core.security import encrypt_secret, hash_password
 from core.services import catalog
 
@@ -88,6 +89,24 @@ def add_builder(session: Session, *, name: str, email: str, timezone: str | None
     return builder
 
 
+def connect_calendly(session: Session, builder_id: int, *, calendly_token: str, calendly_user: dict) -> Builder:
+    """Give a builder (added without one) their Calendly token, or replace it; the Calendly user
+    must stay the same once bookings may refer to it."""
+    builder = session.get(Builder, builder_id)
+    if builder is None:
+        raise NotFound("this builder no longer exists")
+    uri = calendly_user["uri"]
+    if builder.calendly_user_uri and builder.calendly_user_uri != uri:
+        raise DomainError(f"this token belongs to another Calendly user than {builder.name}'s ({builder.calendly_user_uri})")
+    if session.execute(select(Builder.id).where(Builder.calendly_user_uri == uri, Builder.id != builder_id)).first():
+        raise DomainError(f"a builder with the Calendly account {uri} already exists")
+    builder.calendly_user_uri = uri
+    builder.calendly_organization_uri = calendly_user.get("current_organization")
+    builder.calendly_token_encrypted = encrypt_secret(calendly_token.strip(), get_settings().app_secret_key)
+    session.flush()
+    return builder
+
+
 def check_password_rules(password: str) -> None:
     if len(password or "") < MIN_PASSWORD_LENGTH:
         raise DomainError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
@@ -147,6 +166,13 @@ def add_user_by(session: Session, viewer: Viewer, **fields) -> DashboardUser:
     return user
 
 
+def connect_calendly_by(session: Session, viewer: Viewer, builder_id: int, **fields) -> Builder:
+    require_admin(viewer)
+    builder = connect_calendly(session, builder_id, **fields)
+    log.info("Calendly account %s connected to builder %s by %s", builder.calendly_user_uri, builder_id, viewer.actor)
+    return builder
+
+
 def price_event_type_by(session: Session, viewer: Viewer, builder_id: int, event_type: dict, amount_cents: int,
                         currency: str) -> SessionType:
     """Price one of a builder's Calendly event types (an admin any builder's, a builder their own)."""
@@ -156,6 +182,26 @@ def price_event_type_by(session: Session, viewer: Viewer, builder_id: int, event
     log.info("session type %s of builder %s priced at %s %s by %s", session_type.id, builder_id,
              amount_cents, session_type.currency, viewer.actor)
     return session_type
+
+
+def unpriced_event_types(session: Session, viewer: Viewer, builder_id: int) -> list[dict]:
+    """The builder's active Calendly event types that have no price yet (asks Calendly with the
+    builder's token; the caller's transaction stays read-only)."""
+    check_builder_access(viewer, builder_id, "builder's price list")
+    builder = session.get(Builder, builder_id)
+    if builder is None:
+        raise NotFound("this builder no longer exists")
+    if not builder.calendly_token_encrypted or not builder.calendly_user_uri:
+        raise DomainError(f"{builder.name} has no Calendly account connected yet: an admin connects it under "
+                          "Builders and users, then their event types can be priced")
+    try:
+        # Someone is waiting on the page: one quick retry, not the worker's patient back-off.
+        client = CalendlyClient(calendly_token(builder), get_settings().calendly_api_base, timeout=5.0, max_retries=1)
+        event_types = client.list_event_types(builder.calendly_user_uri)
+    except CalendlyError as error:
+        raise DomainError(f"Calendly could not list {builder.name}'s event types ({error}); try again shortly") from None
+    priced = priced_event_type_uris(session, builder_id)
+    return [event_type for event_type in event_types if event_type.get("uri") not in priced]
 
 
 def builders_by_name(session: Session) -> list[Builder]:
@@ -172,5 +218,6 @@ def dashboard_users(session: Session) -> list[tuple[DashboardUser, str | None]]:
 
 
 __all__ = ["add_builder", "add_user", "set_timezone", "checked_timezone", "time_zones", "new_password",
-           "calendly_user_for_token", "add_builder_by", "add_user_by", "price_event_type_by",
-           "builders_by_name", "dashboard_users", "priced_event_type_uris"]
+           "calendly_user_for_token", "connect_calendly", "connect_calendly_by", "add_builder_by", "add_user_by",
+           "price_event_type_by", "builders_by_name", "dashboard_users", "priced_event_type_uris",
+           "unpriced_event_types"]
