@@ -77,6 +77,8 @@ def _terms(session: Session, booking: Booking) -> CancelTerms:
     else:
         refund, why = refunds.suggested_refund(session, booking.id)  # the policy, as refund_by_policy applies it
         why = why[:1].upper() + why[1:] + "."
+        if summary.refunded_cents:
+            why += " It applies to what has not been refunded yet."
     return CancelTerms(booking.id, booking.currency, summary.paid_cents, summary.refunded_cents, refund, why,
                        on_its_way)
 
