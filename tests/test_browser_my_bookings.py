@@ -137,3 +137,27 @@ def test_a_client_walks_through_my_bookings_in_new_york_time(live, chromium, siz
     assert stripe_refunds == sorted([500, stated])
     [event] = [e for e in live.calendly_state()["events"] if e["uri"] == data["calendly_event_uri"]]
     assert event["status"] == "canceled"
+
+
+def test_a_first_page_with_times_shows_them_again_in_the_browser_zone_once(live, chromium):
+    """Opened straight from the email (no cookie yet), the page is rendered in UTC; zone.js saves the
+    browser's zone and shows the page once more, now in New York time, and does not loop."""
+    from webhook_service.rendering import local_time
+
+    booking_id = paid_booking_without_a_calendly_zone(live, "casey.first@example.com")
+    with session_scope(live.engine, read_only=True) as session:
+        start = session.get(Booking, booking_id).start_time
+    context = chromium.new_context(viewport=PHONE, device_scale_factor=1, timezone_id=ZONE)
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    loads: list[str] = []  # the page's own loads (a reload during the first load fires one "load" event)
+    page.on("request", lambda r: r.is_navigation_request() and loads.append(r.url))
+    try:
+        page.goto(live.payment_url(booking_id))
+        page.get_by_text(local_time(start, ZONE)).wait_for()
+        page.wait_for_timeout(500)  # time enough for a loop to show itself
+        assert len(loads) == 2, loads  # the first render (UTC) and one more
+        assert "(UTC)" not in page.inner_text("body").split("that is")[0]
+        page.screenshot(path=str(SHOTS / "phone-6-first-page-from-email.png"), full_page=True)
+    finally:
+        context.close()
