@@ -55,6 +55,12 @@ MUST = {
     ("get", "/login"): {200, 422},
     ("post", "/login"): {200, 400, 403, 413, 422, 429},
     ("get", "/login/verify"): {303, 400, 422},
+    ("get", "/my-bookings"): {200, 303, 422},
+    ("get", "/my-bookings/{booking_id}/receipt"): {200, 303, 404, 422},
+    ("get", "/my-bookings/{booking_id}/cancel"): {200, 303, 404, 409, 422},
+    ("post", "/my-bookings/{booking_id}/cancel"): {303, 403, 404, 409, 413, 422},
+    ("get", "/my-bookings/{booking_id}/canceled"): {200, 303, 404, 422},
+    ("get", "/signed-out"): {200, 422},
     ("get", "/healthz"): {200, 422, 503},
 }
 
