@@ -35,6 +35,8 @@ OPERATIONS_IN_SCHEMA = {
     ("get", "/payment/calendly-return"), ("get", "/payment/success"), ("get", "/payment/cancel"),
     ("get", "/payment/{booking_id}"), ("get", "/profile/{builder_id}"), ("post", "/bookings"),
     ("get", "/login"), ("post", "/login"), ("get", "/login/verify"), ("get", "/healthz"),
+    ("get", "/my-bookings"), ("get", "/my-bookings/{booking_id}/receipt"), ("get", "/my-bookings/{booking_id}/cancel"),
+    ("post", "/my-bookings/{booking_id}/cancel"), ("get", "/my-bookings/{booking_id}/canceled"), ("get", "/signed-out"),
 }
 # Answers that stop before the handler: the token check, the form token, validation, and (for a
 # route with a body) a body that cannot be decoded.
@@ -103,7 +105,8 @@ def _variants(case, ids: dict, token: str, settings):
     if isinstance(case.body, dict) and case.path.endswith("/scheduling-link"):
         case.body.update(eventTypeId=ids["event_type"], inviteeEmail="api@example.com")
     yield "real ids"
-    if isinstance(case.body, dict) and case.method == "POST" and case.path in ("/bookings", "/login"):
+    if isinstance(case.body, dict) and case.method == "POST" and (
+            case.path in ("/bookings", "/login") or case.path.startswith("/my-bookings/")):
         # A signed-in visitor's session and its form token: the form's other fields as generated.
         case.body["csrf_token"] = ids["csrf"]
         case.cookies = {**(case.cookies or {}), "baw_session": ids["session"]}
@@ -111,7 +114,7 @@ def _variants(case, ids: dict, token: str, settings):
         if case.path == "/bookings":
             case.body["event_type_id"] = ids["event_type"]
             yield "signed-in booking form"
-        else:
+        elif case.path == "/login":
             case.body["email"] = "forms@example.com"
             yield "signed-in sign-in form"
 
