@@ -151,8 +151,11 @@ def live(engine, settings_env):
 
     ports = {name: free_port() for name in ("web", "calendly", "stripe")}
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    # The first "complete your payment" goes out at once here, so a settled system has nothing left
+    # to do; its delay (PAYMENT_NUDGE_AFTER_MINUTES) is tested in tests/test_mail_timing.py.
     settings = settings_env(public_base_url=urls["web"], calendly_api_base=urls["calendly"],
-                            stripe_api_base=urls["stripe"], run_outbox_after_request="true")
+                            stripe_api_base=urls["stripe"], run_outbox_after_request="true",
+                            payment_nudge_after_minutes="0")
     scheduling.EVENT_TYPES.clear()
     calendly_app = calendly_standin.create_app(
         public_url=urls["calendly"], webhook_url=f"{urls['web']}/api/webhooks/calendly",

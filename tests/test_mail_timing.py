@@ -155,3 +155,22 @@ def test_the_nudge_is_dropped_when_the_reminder_already_went(engine, catcher, mo
     assert len(catcher.newest_first()) == 1
     entry, _ = _nudge(engine)
     assert "reminder" in entry.payload["skipped"]
+
+
+def test_in_the_real_flow_the_nudge_waits_and_is_dropped_once_the_client_paid(live, settings_env, monkeypatch):
+    from tests.webhook_helpers import settle
+
+    settings_env(payment_nudge_after_minutes="10")  # the default; the live fixture sends it at once
+    booking_id = live.book()  # signed in, picked a slot on Calendly: the webhook queued the nudge
+    settle(live)
+    entry, notification = _nudge(live.engine)
+    assert entry.booking_id == booking_id and entry.status == "pending" and notification.sent_at is None
+    assert entry.next_attempt_at > utcnow() + timedelta(minutes=9)
+
+    live.pay(booking_id)  # on Stripe's page, paid
+    settle(live)
+    assert live.status(booking_id) == "CONFIRMED"
+    _later(monkeypatch, 11)
+    assert live.drain().done == 1
+    entry, notification = _nudge(live.engine)
+    assert entry.status == "done" and "confirmed" in entry.payload["skipped"] and notification.sent_at is None
