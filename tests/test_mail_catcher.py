@@ -125,3 +125,34 @@ def test_hostile_mail_is_shown_as_text_and_its_html_cannot_run(catcher, pages):
     framed = requests.get(f"{pages}/messages/{caught.id}/html", timeout=10)
     assert "script-src" not in framed.headers["content-security-policy"]  # default-src 'none': no scripts
     assert framed.headers["content-security-policy"].startswith("sandbox;")
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width, height", [(1280, 900), (390, 844)])
+def test_in_a_browser_the_list_opens_a_confirmation_and_its_calendar_file(engine, catcher, pages, width, height):
+    from pathlib import Path
+
+    from tests.browser_support import CHROMIUM, require_chromium
+
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    booking_id = _confirm(engine)
+    send_mail(engine)
+    artifacts = Path(__file__).resolve().parent.parent / "test-artifacts" / "mail"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": width, "height": height})
+        page.goto(pages)
+        page.get_by_text("Confirmed:").click()
+        page.wait_for_url(f"{pages}/messages/*")
+        assert page.get_by_role("heading", level=1).inner_text().startswith("Confirmed:")
+        assert page.locator("iframe.html").is_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= width  # nothing wider than the screen
+        page.screenshot(path=str(artifacts / f"confirmation-{width}.png"), full_page=True)
+        with page.expect_download() as download:
+            page.get_by_role("link", name="Download session.ics").click()
+        saved = Path(download.value.path()).read_text()
+        assert f"UID:{booking_id}@127.0.0.1" in saved and download.value.suggested_filename == "session.ics"
+        browser.close()
