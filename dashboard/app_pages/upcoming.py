@@ -5,7 +5,7 @@ import streamlit as st
 from core.models import utcnow
 from core.states import BookingStatus
 from dashboard.lib import components, data, layout, tables
-from dashboard.lib.fmt import zone
+from dashboard.lib.fmt import md, zone
 from dashboard.lib.week import by_day, week_of
 
 OFFSET_KEY = "week_offset"
@@ -37,7 +37,7 @@ st.caption(f"{confirmed} confirmed session{'s' if confirmed != 1 else ''} · tim
            "click a session to open its booking")
 
 local_today = now.astimezone(zone(tz)).date()
-for day, column in zip(week.days, st.columns(7)):
+for day, column in zip(week.days, st.columns(7, gap="small")):
     with column:
         mark = " · today" if day == local_today else ""
         st.markdown(f"**{day.strftime('%a %d')}**{mark}")
@@ -48,9 +48,14 @@ for day, column in zip(week.days, st.columns(7)):
             start = session.start_time.astimezone(zone(tz))
             end = session.end_time.astimezone(zone(tz)).strftime("–%H:%M") if session.end_time else ""
             done = " (done)" if session.status == BookingStatus.COMPLETED else ""
-            if st.button(f"{start.strftime('%H:%M')}{end} {session.client_name or session.client_email}"
-                         f" · {session.session_type_name}{done}", key=f"week_{session.id}", width="stretch"):
-                layout.open_booking(viewer, session.id)
+            # Text, not a button label: a label is cut to one line in a narrow day column.
+            with st.container(border=True):
+                st.markdown(f"**{start.strftime('%H:%M')}{end}**{done}  \n"
+                            f"{md(session.client_name or session.client_email)}  \n"
+                            f":gray[{md(session.session_type_name)}]")
+                if st.button("Open", key=f"week_{session.id}", width="stretch",
+                             help=f"Open the booking of {session.client_name or session.client_email}"):
+                    layout.open_booking(viewer, session.id)
 
 st.markdown("#### Not paid yet")
 st.caption("Slots held for clients who have not paid: they are not sessions yet. A hold is released when it "

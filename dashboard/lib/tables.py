@@ -37,21 +37,27 @@ class Table:
         return [str(value or "") for value in self.frame[BOOKING]]
 
 
-def local(value: datetime | None, tz: str) -> pd.Timestamp | None:
-    """A stored (aware, UTC) time as the viewer's wall-clock time; None stays empty."""
-    return None if value is None else pd.Timestamp(value).tz_convert(zone(tz))
+# Column widths in pixels, chosen so a bookings table with its builder fits the 820 px a 1280 px
+# window leaves beside the sidebar; on a phone the table scrolls sideways, first columns first.
+NARROW, TIME, NAME, WIDE = 90, 135, 140, 260
 
 
-def _when(label: str, tz: str, *, width="medium", help: str | None = None):
-    return st.column_config.DatetimeColumn(label, format="ddd D MMM YYYY, HH:mm", timezone=tz, width=width,
+def local(value: datetime | None, tz: str) -> pd.Timestamp:
+    """A stored (aware, UTC) time as the viewer's wall-clock time; no time is an empty cell (NaT)."""
+    return pd.NaT if value is None else pd.Timestamp(value).tz_convert(zone(tz))
+
+
+def _when(label: str, tz: str, *, width=TIME, help: str | None = None):
+    # No year: the lists are about this year's weeks; the CSVs and the booking's page carry it.
+    return st.column_config.DatetimeColumn(label, format="ddd D MMM, HH:mm", timezone=tz, width=width,
                                            help=help or f"In {tz}")
 
 
-def _text(label: str, width="medium", help: str | None = None):
+def _text(label: str, width=NAME, help: str | None = None):
     return st.column_config.TextColumn(label, width=width, help=help)
 
 
-def _money(term: Term, width="small"):
+def _money(term: Term, width=NARROW):
     return st.column_config.TextColumn(term.label, width=width, help=term.help)
 
 
@@ -74,15 +80,13 @@ def bookings_table(rows: Sequence, tz: str, *, with_builder: bool) -> Table:
         "Session": local(r.start_time, tz), "Client": client(r.client_name, r.client_email),
         "Session type": r.session_type_name, "Status": status_label(r.status),
         "Payment": payment_label(r.payment_status, on_its_way=getattr(r, "payment_on_its_way", False)),
-        PAID.label: money(r.paid_cents, r.currency), "Builder": r.builder_name,
-        "Booked": local(r.created_at, tz), BOOKING: r.id,
+        PAID.label: money(r.paid_cents, r.currency), "Builder": r.builder_name, BOOKING: r.id,
     } for r in rows]
     columns = {
-        "Session": _when("Session", tz), "Client": _text("Client", "medium"),
-        "Session type": _text("Session type", "medium"), "Status": _text("Status", "small"),
-        "Payment": _text("Payment", "small"), PAID.label: _money(PAID),
-        "Builder": _text("Builder", "small") if with_builder else None,
-        "Booked": _when("Booked", tz, width="small", help=f"When the client booked, in {tz}"), BOOKING: None,
+        "Session": _when("Session", tz), "Client": _text("Client", NAME),
+        "Session type": _text("Session type", NAME), "Status": _text("Status", 120),
+        "Payment": _text("Payment", 120), PAID.label: _money(PAID),
+        "Builder": _text("Builder", 110) if with_builder else None, BOOKING: None,
     }
     return _table(records, columns)
 
@@ -98,8 +102,8 @@ def pending_table(rows: Sequence, tz: str, now: datetime, *, with_builder: bool 
     columns = {
         "Client": _text("Client"), "Session type": _text("Session type"), "Session": _when("Session", tz),
         "Hold ends": _when("Hold ends", tz, help=f"The slot is released then if still unpaid ({tz})"),
-        "Ends": _text("Ends", "small"), PRICE.label: _money(PRICE), "Payment": _text("Payment", "small"),
-        "Builder": _text("Builder", "small") if with_builder else None, BOOKING: None,
+        "Ends": _text("Ends", NARROW), PRICE.label: _money(PRICE), "Payment": _text("Payment", NARROW),
+        "Builder": _text("Builder", 110) if with_builder else None, BOOKING: None,
     }
     return _table(records, columns)
 
@@ -111,7 +115,7 @@ def earnings_table(rows: Sequence, currency: str) -> Table:
         REFUNDED.label: money(r.refunded_cents, currency), NET.label: money(r.net_cents, currency),
         PLATFORM_FEE.label: money(r.fee_cents, currency), PAYOUT.label: money(r.payout_cents, currency),
     } for r in rows if r.currency == currency]
-    columns = {"Month": _text("Month", "small", "Months are UTC")}
+    columns = {"Month": _text("Month", NARROW, "Months are UTC")}
     columns.update({term.label: _money(term) for term in (PAID, REFUNDED, NET, PLATFORM_FEE, PAYOUT)})
     return _table(records, columns)
 
@@ -126,12 +130,14 @@ def refunds_table(rows: Sequence, tz: str, *, ledger: bool = False) -> Table:
         "Failure": r.failure_reason or "", BOOKING: r.booking_id,
     } for r in rows]
     columns = {
-        "When": _when("When", tz), "Client": _text("Client") if ledger else None,
-        "Amount": _text("Amount", "small"), "Status": _text("Status", "small"),
-        "Why": _text("Why", "medium", "Which rule gave this refund"),
-        "Reason given": _text("Reason given", "medium", "What the client was told"),
-        "Builder": _text("Builder", "small") if ledger else None, "Issued by": _text("Issued by", "small"),
-        "Failure": _text("Failure", "medium") if any(r.failure_reason for r in rows) else None, BOOKING: None,
+        # The ledger keeps to 820 px: who issued each refund is in its booking and the CSV.
+        "When": _when("When", tz, width=125), "Client": _text("Client", 120) if ledger else None,
+        "Amount": _text("Amount", 80), "Status": _text("Status", 100),
+        "Why": _text("Why", 130, "Which rule gave this refund"),
+        "Reason given": _text("Reason given", 130, "What the client was told"),
+        "Builder": _text("Builder", 100) if ledger else None,
+        "Issued by": None if ledger else _text("Issued by", NARROW),
+        "Failure": _text("Failure", NAME) if any(r.failure_reason for r in rows) else None, BOOKING: None,
     }
     return _table(records, columns)
 
@@ -142,9 +148,9 @@ def payments_table(rows: Sequence, tz: str, *, with_stripe_ids: bool) -> Table:
         "Status": str(p.status).replace("_", " ").capitalize(),
         "Dispute": str(p.dispute_status or "").replace("_", " "), "Stripe payment": p.stripe_payment_intent_id,
     } for p in rows]
-    columns = {"When": _when("When", tz), "Amount": _text("Amount", "small"), "Status": _text("Status", "small"),
-               "Dispute": _text("Dispute", "small"),
-               "Stripe payment": _text("Stripe payment", "medium") if with_stripe_ids else None}
+    columns = {"When": _when("When", tz), "Amount": _text("Amount", NARROW), "Status": _text("Status", 120),
+               "Dispute": _text("Dispute", NARROW),
+               "Stripe payment": _text("Stripe payment", NAME) if with_stripe_ids else None}
     return _table(records, columns)
 
 
@@ -156,8 +162,8 @@ def history_table(rows: Sequence, tz: str) -> Table:
                    if h.from_status and h.from_status != h.to_status else status_label(h.to_status)),
         "By": actor_label(h.actor),
     } for h in rows]
-    columns = {"When": _when("When", tz), "What happened": _text("What happened", "large"),
-               "Status": _text("Status", "medium"), "By": _text("By", "small")}
+    columns = {"When": _when("When", tz), "What happened": _text("What happened", WIDE),
+               "Status": _text("Status", NAME), "By": _text("By", NARROW)}
     return _table(records, columns)
 
 
@@ -167,18 +173,18 @@ def outbox_table(rows: Sequence, tz: str) -> Table:
         "Next try": local(e.next_attempt_at, tz) if e.status == OutboxStatus.PENDING else None,
         "Last error": first_line(e.last_error), "Created": local(e.created_at, tz), BOOKING: e.booking_id or "",
     } for e in rows]
-    columns = {"#": st.column_config.NumberColumn("#", width="small"), "Kind": _text("Kind", "small"),
-               "Status": _text("Status", "small"), "Attempts": st.column_config.NumberColumn("Attempts", width="small"),
-               "Next try": _when("Next try", tz, width="small"), "Last error": _text("Last error", "large"),
-               "Created": _when("Created", tz, width="small"), BOOKING: None}
+    columns = {"#": st.column_config.NumberColumn("#", width=60), "Kind": _text("Kind", NARROW),
+               "Status": _text("Status", 120), "Attempts": st.column_config.NumberColumn("Attempts", width=70),
+               "Next try": _when("Next try", tz), "Last error": _text("Last error", WIDE),
+               "Created": _when("Created", tz), BOOKING: None}
     return _table(records, columns)
 
 
 def attention_table(rows: Sequence, tz: str) -> Table:
     records = [{"When": local(a.created_at, tz), "What": a.what, "Why": a.why,
                 "Booking status": status_label(a.status), BOOKING: a.booking_id} for a in rows]
-    columns = {"When": _when("When", tz, width="small"), "What": _text("What", "large"), "Why": _text("Why", "large"),
-               "Booking status": _text("Booking status", "small"), BOOKING: None}
+    columns = {"When": _when("When", tz), "What": _text("What", WIDE), "Why": _text("Why", WIDE),
+               "Booking status": _text("Booking status", NARROW), BOOKING: None}
     return _table(records, columns)
 
 
@@ -194,8 +200,8 @@ def webhooks_table(rows: Sequence, tz: str) -> Table:
         "Details": f"{outcome_note_label(w.outcome)}: {first_line(w.error)}" if w.error else "",
         "Attempts": w.attempts, BOOKING: w.booking_id or "",
     } for w in rows]
-    columns = {"#": st.column_config.NumberColumn("#", width="small"), "Received": _when("Received", tz, width="small"),
-               "Provider": _text("Provider", "small"), "Event": _text("Event", "medium"),
-               "Outcome": _text("Outcome", "small"), "Details": _text("Details", "large"),
-               "Attempts": st.column_config.NumberColumn("Attempts", width="small"), BOOKING: None}
+    columns = {"#": st.column_config.NumberColumn("#", width=60), "Received": _when("Received", tz),
+               "Provider": _text("Provider", NARROW), "Event": _text("Event", NAME),
+               "Outcome": _text("Outcome", NARROW), "Details": _text("Details", WIDE),
+               "Attempts": st.column_config.NumberColumn("Attempts", width=70), BOOKING: None}
     return _table(records, columns)
