@@ -47,7 +47,7 @@ def test_the_catcher_lists_what_the_system_sent_and_opens_it(engine, catcher, pa
 
     page = requests.get(f"{pages}/messages/{confirmed.id}", timeout=10)
     assert page.status_code == 200
-    assert "Tuesday 4 March 2031, 16:00 (Europe/Paris)" in page.text  # the plain text
+    assert "Tuesday 04 March 2031, 16:00 (Europe/Paris)" in page.text  # the plain text
     assert f'src="/messages/{confirmed.id}/html"' in page.text and "sandbox" in page.text
     assert f"UID:{booking_id}@127.0.0.1" in page.text  # the .ics, readable on the page
 

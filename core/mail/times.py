@@ -1,37 +1,23 @@
 """Times in a message, in the reader's own time zone and with that zone named.
 
-The zone is the invitee's (what Calendly says they picked the slot in), else the client's saved
-one, else UTC, which the text then says. A name that is not a real IANA zone is passed over, so a
-bad value from outside never breaks a message.
+Which names count as zones is `core.timezones`' rule (real IANA names only: a bad value from
+outside never breaks a message). A client's zone is the one Calendly says they booked in, else
+their saved one, else UTC, which the text then says. The wording matches the client pages
+(`webhook_service/rendering.local_time`), so a time reads the same in the mail and on the page.
 """
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-UTC_NAME = "UTC"
-
-
-def _zone(name: str | None) -> ZoneInfo | None:
-    if not name or len(name) > 64:
-        return None
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
+from core.timezones import UTC, known_zone, zone_info
 
 
 def first_known_zone(*names: str | None) -> str:
     """The first of `names` that is a real time zone, else "UTC"."""
     for name in names:
-        if _zone(name) is not None:
+        if known_zone(name):
             return name
-    return UTC_NAME
-
-
-def zone_label(zone_name: str) -> str:
-    """How the zone reads in a sentence: "America/New York", "UTC"."""
-    return zone_name.replace("_", " ")
+    return UTC
 
 
 def format_when(moment: datetime | None, zone_name: str, *, missing: str = "time not chosen yet") -> str:
@@ -40,5 +26,5 @@ def format_when(moment: datetime | None, zone_name: str, *, missing: str = "time
         return missing
     if moment.tzinfo is None:  # SQLite hands back naive datetimes; they are UTC
         moment = moment.replace(tzinfo=timezone.utc)
-    local = moment.astimezone(_zone(zone_name) or timezone.utc)
-    return f"{local:%A} {local.day} {local:%B %Y, %H:%M} ({zone_label(zone_name)})"
+    zone = zone_info(zone_name)
+    return f"{moment.astimezone(zone):%A %d %B %Y, %H:%M} ({zone.key})"
