@@ -101,11 +101,15 @@ def test_admin_signs_in_sees_the_overview_and_confirms_a_refund(engine, dashboar
             page.screenshot(path=str(ARTIFACTS / "dashboard-overview.png"), full_page=True)
             assert page.locator('[data-testid="stException"]').count() == 0
             assert page.get_by_text("Scheduled → paid").is_visible()
-            assert page.get_by_text("Revenue (USD)").is_visible()
+            assert page.get_by_text("Paid (USD)").is_visible()
 
             page.get_by_role("link", name="Bookings").click()
-            page.get_by_label("Booking id").fill(booking_id)
-            page.get_by_label("Booking id").press("Enter")
+            search = page.get_by_label("Search client name or email")
+            search.fill(booking_id)  # the search finds a booking by its id too
+            search.press("Enter")
+            page.get_by_text("1–1 of 1 bookings").wait_for(timeout=15_000)
+            grid = page.locator('[data-testid="stDataFrame"]').first.bounding_box()
+            page.mouse.click(grid["x"] + 16, grid["y"] + 35 + 17)  # the row's marker opens the booking
             page.get_by_role("button", name="Refund the rest in full…").click()
             dialog = page.get_by_role("dialog")
             dialog.wait_for(timeout=15_000)
