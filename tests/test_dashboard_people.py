@@ -47,8 +47,9 @@ def no_exception(at: AppTest) -> AppTest:
     return at
 
 
-def by_key(widgets, key: str):
-    return next(w for w in widgets if w.key == key)
+def field(widgets, name: str):
+    """A form field by its key's name: the key ends in the form's round (`name_0`, then `name_1`...)."""
+    return next(w for w in widgets if w.key and w.key.rsplit("_", 1)[0] == name)
 
 
 def texts(elements) -> str:
@@ -90,19 +91,20 @@ def test_a_wrong_password_opens_no_session(engine, people_db):
 # ---------------------------------------------------------------- admins add builders and users
 def test_admin_adds_a_builder_and_the_form_empties(engine, people_db):
     at = signed_in(engine, ADMIN_EMAIL, ADMIN_PASSWORD, "app_pages/admin_people.py")
-    at.text_input(key="new_builder_name").input("Grace Hopper")
-    at.text_input(key="new_builder_email").input("Grace@Example.test")
-    at.selectbox(key="new_builder_timezone").select("America/New_York")
-    at.text_area(key="new_builder_bio").input("Compilers, COBOL and debugging.")
+    field(at.text_input, "new_builder_name").input("Grace Hopper")
+    field(at.text_input, "new_builder_email").input("Grace@Example.test")
+    field(at.selectbox, "new_builder_timezone").select("America/New_York")
+    field(at.text_area, "new_builder_bio").input("Compilers, COBOL and debugging.")
     no_exception(at.button(key="FormSubmitter:add_builder_form-Add builder").click().run())
 
     assert "Builder **Grace Hopper** (grace@example.test, America/New_York) added." in texts(at.success)
-    assert at.text_input(key="new_builder_name").value == "" and at.text_input(key="new_builder_email").value == ""
+    assert field(at.text_input, "new_builder_name").value == ""
+    assert field(at.text_input, "new_builder_email").value == ""
     with session_scope(engine, read_only=True) as s:
         grace = s.execute(select(Builder).where(Builder.email == "grace@example.test")).scalar_one()
         assert (grace.name, grace.timezone, grace.bio) == ("Grace Hopper", "America/New_York",
                                                            "Compilers, COBOL and debugging.")
-    assert any("Grace Hopper" in option for option in at.selectbox(key="new_user_builder").options)
+    assert any("Grace Hopper" in option for option in field(at.selectbox, "new_user_builder").options)
 
 
 @pytest.mark.parametrize("email, message", [
@@ -111,20 +113,20 @@ def test_admin_adds_a_builder_and_the_form_empties(engine, people_db):
 ])
 def test_a_refused_builder_says_why_and_keeps_what_was_typed(engine, people_db, email, message):
     at = signed_in(engine, ADMIN_EMAIL, ADMIN_PASSWORD, "app_pages/admin_people.py")
-    at.text_input(key="new_builder_name").input("Ada Again")
-    at.text_input(key="new_builder_email").input(email)
+    field(at.text_input, "new_builder_name").input("Ada Again")
+    field(at.text_input, "new_builder_email").input(email)
     no_exception(at.button(key="FormSubmitter:add_builder_form-Add builder").click().run())
     assert message in texts(at.error) and texts(at.error).startswith("Not added:")
-    assert at.text_input(key="new_builder_name").value == "Ada Again"
+    assert field(at.text_input, "new_builder_name").value == "Ada Again"
     with session_scope(engine, read_only=True) as s:
         assert len(s.execute(select(Builder)).all()) == 2
 
 
 def test_admin_adds_a_builder_account_with_a_password_shown_once(engine, people_db):
     at = signed_in(engine, ADMIN_EMAIL, ADMIN_PASSWORD, "app_pages/admin_people.py")
-    at.text_input(key="new_user_email").input("ada.second@test")
-    at.selectbox(key="new_user_role").select("builder")
-    at.selectbox(key="new_user_builder").select(people_db["ada"])
+    field(at.text_input, "new_user_email").input("ada.second@test")
+    field(at.selectbox, "new_user_role").select("builder")
+    field(at.selectbox, "new_user_builder").select(people_db["ada"])
     no_exception(at.button(key="FormSubmitter:add_user_form-Add user").click().run())
 
     message = texts(at.success)
@@ -133,22 +135,22 @@ def test_admin_adds_a_builder_account_with_a_password_shown_once(engine, people_
     with session_scope(engine, read_only=True) as s:
         viewer = authenticate(s, "ada.second@test", password)
     assert (viewer.role, viewer.builder_id) == ("builder", people_db["ada"])
-    assert at.text_input(key="new_user_email").value == ""
+    assert field(at.text_input, "new_user_email").value == ""
     at.run()  # the password is not shown again
     assert password not in texts(at.success)
 
 
 def test_a_builder_account_without_its_builder_is_refused_with_the_fix(engine, people_db):
     at = signed_in(engine, ADMIN_EMAIL, ADMIN_PASSWORD, "app_pages/admin_people.py")
-    at.text_input(key="new_user_email").input("someone@test")
-    at.selectbox(key="new_user_role").select("builder")
-    at.text_input(key="new_user_password").input("long-enough-pass")
+    field(at.text_input, "new_user_email").input("someone@test")
+    field(at.selectbox, "new_user_role").select("builder")
+    field(at.text_input, "new_user_password").input("long-enough-pass")
     no_exception(at.button(key="FormSubmitter:add_user_form-Add user").click().run())
     assert "a builder account needs the builder it belongs to" in texts(at.error)
     assert "Choose their builder in the list." in texts(at.error)
 
-    at.selectbox(key="new_user_role").select("admin")
-    at.text_input(key="new_user_password").input("short")
+    field(at.selectbox, "new_user_role").select("admin")
+    field(at.text_input, "new_user_password").input("short")
     at.button(key="FormSubmitter:add_user_form-Add user").click().run()
     assert "at least 8 characters" in texts(at.error)
 
@@ -206,10 +208,10 @@ def test_admin_prices_a_calendly_event_type_of_a_builder_chosen_by_name(engine, 
     assert chooser.options == ["Ada (ada@test)", "Bo (bo@test)", "Linus (linus@example.test)"]  # names, not ids
     chooser.select(linus_id).run()
     no_exception(at)
-    event_types = at.selectbox(key="new_price_event_type")
+    event_types = field(at.selectbox, "new_price_event_type")
     assert event_types.options, "the stand-in's event types are listed"
-    at.text_input(key="new_price_amount").input("49.50")
-    at.text_input(key="new_price_currency").input("eur")
+    field(at.text_input, "new_price_amount").input("49.50")
+    field(at.text_input, "new_price_currency").input("eur")
     no_exception(at.button(key="FormSubmitter:new_price_form-Add price").click().run())
 
     assert "now costs €49.50. Clients can book it now." in texts(at.success)
@@ -217,7 +219,7 @@ def test_admin_prices_a_calendly_event_type_of_a_builder_chosen_by_name(engine, 
         priced = s.execute(select(SessionType).where(SessionType.builder_id == linus_id)).scalar_one()
         assert (priced.price_cents, priced.currency) == (4950, "EUR")
 
-    at.text_input(key="new_price_amount").input("-3")
+    field(at.text_input, "new_price_amount").input("-3")
     at.button(key="FormSubmitter:new_price_form-Add price").click().run()
     assert "Not priced: the price must be more than zero" in texts(at.error)
 

@@ -1,8 +1,9 @@
 """Builders and users (admins): add a builder and the people who sign in to this dashboard.
 
 The rules are `core.services.people`'s (the CLI's `add-builder` and `add-user` call the same ones);
-this page only collects the fields and shows the outcome. A form is emptied after a success only,
-so a refused entry can be corrected instead of typed again.
+this page only collects the fields and shows the outcome. A form is emptied after a success only
+(its fields get new keys: the browser keeps a form's typed values otherwise), so a refused entry
+can be corrected instead of typed again.
 """
 import streamlit as st
 
@@ -13,10 +14,6 @@ from dashboard.lib import layout
 from dashboard.lib.fmt import md
 
 DONE_KEY = "people_done"  # (section, markdown) of the last success, shown once after the rerun
-BUILDER_FIELDS = ("new_builder_name", "new_builder_email", "new_builder_timezone", "new_builder_bio",
-                  "new_builder_token")
-CALENDLY_FIELDS = ("connect_builder", "connect_token")
-USER_FIELDS = ("new_user_email", "new_user_role", "new_user_builder", "new_user_password")
 ROLES = {"builder": "Builder (sees only their own bookings)", "admin": "Admin (sees and does everything)"}
 
 viewer = layout.page("Builders and users", admin_only=True,
@@ -24,11 +21,15 @@ viewer = layout.page("Builders and users", admin_only=True,
                              "(`python -m core add-builder`, `add-user`) does the same.")
 
 
-def succeeded(section: str, message: str, fields: tuple[str, ...]) -> None:
-    """Remember the outcome, empty the form's fields, and draw the page again."""
+def field(section: str, name: str) -> str:
+    """The key of one of a form's fields; it changes after each success, so the field is empty again."""
+    return f"{name}_{st.session_state.get(f'people_{section}_round', 0)}"
+
+
+def succeeded(section: str, message: str) -> None:
+    """Remember the outcome, empty the form, and draw the page again."""
     st.session_state[DONE_KEY] = (section, message)
-    for key in fields:
-        st.session_state.pop(key, None)
+    st.session_state[f"people_{section}_round"] = st.session_state.get(f"people_{section}_round", 0) + 1
     st.rerun()
 
 
@@ -40,8 +41,10 @@ def show_done(section: str) -> None:
 
 
 with session_scope(read_only=True) as session:
-    builders = [(b.id, b.name, b.email, b.timezone, bool(b.calendly_user_uri)) for b in people.builders_by_name(session)]
-    users = [(u.email, u.role, builder_name or "", u.timezone or "") for u, builder_name in people.dashboard_users(session)]
+    builders = [(b.id, b.name, b.email, b.timezone, bool(b.calendly_user_uri))
+                for b in people.builders_by_name(session)]
+    users = [(u.email, u.role, builder_name or "", u.timezone or "")
+             for u, builder_name in people.dashboard_users(session)]
 zones = people.time_zones()
 
 # ---------------------------------------------------------------- add a builder
@@ -49,13 +52,17 @@ st.subheader("Add a builder")
 show_done("builder")
 with st.form("add_builder_form"):
     left, right = st.columns(2)
-    name = left.text_input("Name", key="new_builder_name", max_chars=people.MAX_NAME_LENGTH)
-    email = right.text_input("Email", key="new_builder_email", placeholder="name@example.com")
-    zone = left.selectbox("Time zone", zones, index=zones.index("UTC"), key="new_builder_timezone",
+    name = left.text_input("Name", key=field("builder", "new_builder_name"), max_chars=people.MAX_NAME_LENGTH)
+    email = right.text_input("Email", key=field("builder", "new_builder_email"), placeholder="name@example.com")
+    left, right = st.columns(2)  # one row at a time: on a phone the fields stack in reading order
+    zone = left.selectbox("Time zone", zones, index=zones.index("UTC"),
+                          key=field("builder", "new_builder_timezone"),
                           help="Their sessions and earnings are shown in this zone.")
-    token = right.text_input("Calendly personal access token (optional)", type="password", key="new_builder_token",
+    token = right.text_input("Calendly personal access token (optional)", type="password",
+                             key=field("builder", "new_builder_token"),
                              help="Needed before their session types can be priced and booked; stored encrypted.")
-    bio = st.text_area("Bio (shown on their profile)", key="new_builder_bio", max_chars=people.MAX_BIO_LENGTH)
+    bio = st.text_area("Bio (shown on their profile)", key=field("builder", "new_builder_bio"),
+                       max_chars=people.MAX_BIO_LENGTH)
     add_builder = st.form_submit_button("Add builder", type="primary")
 if add_builder:
     try:
@@ -70,7 +77,7 @@ if add_builder:
         next_step = ("Price their Calendly event types under *Builders and prices*." if added[3] else
                      "Connect their Calendly account below before they can be booked.")
         succeeded("builder", f"Builder **{md(added[0])}** ({md(added[1])}, {md(added[2])}) added. {next_step} "
-                             "Give them a dashboard account below.", BUILDER_FIELDS)
+                             "Give them a dashboard account below.")
 
 # ---------------------------------------------------------------- add a dashboard user
 st.subheader("Add a dashboard user")
@@ -78,12 +85,14 @@ show_done("user")
 builder_names = {builder_id: f"{name} ({email})" for builder_id, name, email, _zone, _cal in builders}
 with st.form("add_user_form"):
     left, right = st.columns(2)
-    user_email = left.text_input("Email", key="new_user_email", placeholder="name@example.com")
-    role = right.selectbox("Role", list(ROLES), format_func=ROLES.get, key="new_user_role")
-    builder_id = left.selectbox("Builder (for a builder account)", [None, *builder_names], key="new_user_builder",
+    user_email = left.text_input("Email", key=field("user", "new_user_email"), placeholder="name@example.com")
+    role = right.selectbox("Role", list(ROLES), format_func=ROLES.get, key=field("user", "new_user_role"))
+    left, right = st.columns(2)
+    builder_id = left.selectbox("Builder (for a builder account)", [None, *builder_names],
+                                key=field("user", "new_user_builder"),
                                 format_func=lambda bid: "—" if bid is None else builder_names[bid])
     password = right.text_input(f"Password (at least {people.MIN_PASSWORD_LENGTH} characters; empty: one is made)",
-                                type="password", key="new_user_password")
+                                type="password", key=field("user", "new_user_password"))
     add_user = st.form_submit_button("Add user", type="primary")
 if add_user:
     chosen = password or people.new_password()
@@ -98,7 +107,7 @@ if add_user:
     else:
         handover = ("They sign in with the password you chose." if password else
                     f"Their password, shown only now — copy it and hand it over safely: `{chosen}`")
-        succeeded("user", f"Dashboard user **{md(added_email)}** ({added_role}) added. {handover}", USER_FIELDS)
+        succeeded("user", f"Dashboard user **{md(added_email)}** ({added_role}) added. {handover}")
 
 # ---------------------------------------------------------------- connect Calendly later
 unconnected = {bid: f"{name} ({email})" for bid, name, email, _zone, cal in builders if not cal}
@@ -107,8 +116,10 @@ if unconnected:
     show_done("calendly")
     with st.form("connect_calendly_form"):
         left, right = st.columns(2)
-        connect_id = left.selectbox("Builder", list(unconnected), format_func=unconnected.get, key="connect_builder")
-        connect_token = right.text_input("Calendly personal access token", type="password", key="connect_token")
+        connect_id = left.selectbox("Builder", list(unconnected), format_func=unconnected.get,
+                                    key=field("calendly", "connect_builder"))
+        connect_token = right.text_input("Calendly personal access token", type="password",
+                                         key=field("calendly", "connect_token"))
         connect = st.form_submit_button("Connect Calendly")
     if connect:
         try:
@@ -123,7 +134,7 @@ if unconnected:
             st.error(f"Not connected: {md(error)}.")
         else:
             succeeded("calendly", f"Calendly connected for **{md(connected_name)}**. Price their event types under "
-                                  "*Builders and prices*.", CALENDLY_FIELDS)
+                                  "*Builders and prices*.")
 
 # ---------------------------------------------------------------- who is there
 st.subheader("Builders")

@@ -11,7 +11,7 @@ from dashboard.lib import actions, data, layout
 from dashboard.lib.fmt import md, money
 
 PRICED_KEY = "price_added"  # the last new price's description, shown once after the rerun
-NEW_PRICE_FIELDS = ("new_price_event_type", "new_price_amount", "new_price_currency")
+ROUND_KEY = "new_price_round"  # part of the new-price fields' keys: a new round empties them in the browser too
 
 viewer = layout.page("Session types and prices",
                      caption="A new price applies to new bookings; existing bookings keep theirs.")
@@ -75,13 +75,14 @@ if not event_types:
     st.stop()
 by_uri = {event_type["uri"]: event_type for event_type in event_types}
 usual_currency = builder.session_types[0].currency if builder.session_types else "USD"
+round_ = st.session_state.get(ROUND_KEY, 0)
 with st.form("new_price_form"):
     left, middle, right = st.columns([2, 1, 1])
-    uri = left.selectbox("Calendly event type", list(by_uri), key="new_price_event_type",
+    uri = left.selectbox("Calendly event type", list(by_uri), key=f"new_price_event_type_{round_}",
                          format_func=lambda u: f"{by_uri[u].get('name') or 'Untitled'} · "
                                                f"{by_uri[u].get('duration') or '?'} min")
-    amount = middle.text_input("Price", key="new_price_amount", placeholder="49.00")
-    currency = right.text_input("Currency", value=usual_currency, max_chars=3, key="new_price_currency")
+    amount = middle.text_input("Price", key=f"new_price_amount_{round_}", placeholder="49.00")
+    currency = right.text_input("Currency", value=usual_currency, max_chars=3, key=f"new_price_currency_{round_}")
     price_it = st.form_submit_button("Add price", type="primary")
 if price_it:
     try:
@@ -90,12 +91,14 @@ if price_it:
             raise DomainError("the price must be more than zero")
         with session_scope() as session:
             priced = people.price_event_type_by(session, viewer, builder.builder_id, by_uri[uri], cents, currency)
-            described = f"**{md(priced.name or 'Session type')}** now costs {money(priced.price_cents, priced.currency)}."
-    except (MoneyError, DomainError) as error:
+            described = (f"**{md(priced.name or 'Session type')}** now costs "
+                         f"{money(priced.price_cents, priced.currency)}.")
+    except MoneyError as error:
         st.error(f"Not priced: {md(error)}. Enter an amount such as 49 or 49.50 and a currency code such as USD.")
+    except DomainError as error:
+        st.error(f"Not priced: {md(error)}.")
     else:
         st.session_state[PRICED_KEY] = described + " Clients can book it now."
-        for key in NEW_PRICE_FIELDS:
-            st.session_state.pop(key, None)
+        st.session_state[ROUND_KEY] = round_ + 1
         data.clear()
         st.rerun()
