@@ -28,7 +28,7 @@ elif viewer.is_admin:
         "Money": [
             st.Page("app_pages/admin_refunds.py", title="Refunds", icon=":material/undo:"),
             st.Page("app_pages/earnings.py", title="Earnings", icon=":material/payments:"),
-            st.Page("app_pages/prices.py", title="Builders and prices", icon=":material/sell:"),
+            st.Page("app_pages/prices.py", title="Session types and prices", icon=":material/sell:"),
         ],
         "Operations": [st.Page("app_pages/admin_operations.py", title="Failures", icon=":material/error:")],
         "People": [
