@@ -49,7 +49,6 @@ zones = people.time_zones()
 
 # ---------------------------------------------------------------- add a builder
 st.subheader("Add a builder")
-show_done("builder")
 with st.form("add_builder_form"):
     left, right = st.columns(2)
     name = left.text_input("Name", key=field("builder", "new_builder_name"), max_chars=people.MAX_NAME_LENGTH)
@@ -64,6 +63,7 @@ with st.form("add_builder_form"):
     bio = st.text_area("Bio (shown on their profile)", key=field("builder", "new_builder_bio"),
                        max_chars=people.MAX_BIO_LENGTH)
     add_builder = st.form_submit_button("Add builder", type="primary")
+show_done("builder")  # under the button, where the eyes are (on a phone too)
 if add_builder:
     try:
         calendly_user = people.calendly_user_for_token(token) if token.strip() else None
@@ -81,7 +81,6 @@ if add_builder:
 
 # ---------------------------------------------------------------- add a dashboard user
 st.subheader("Add a dashboard user")
-show_done("user")
 builder_names = {builder_id: f"{name} ({email})" for builder_id, name, email, _zone, _cal in builders}
 with st.form("add_user_form"):
     left, right = st.columns(2)
@@ -94,6 +93,7 @@ with st.form("add_user_form"):
     password = right.text_input(f"Password (at least {people.MIN_PASSWORD_LENGTH} characters; empty: one is made)",
                                 type="password", key=field("user", "new_user_password"))
     add_user = st.form_submit_button("Add user", type="primary")
+show_done("user")  # under the button, where the eyes are (on a phone too)
 if add_user:
     chosen = password or people.new_password()
     try:
@@ -113,7 +113,6 @@ if add_user:
 unconnected = {bid: f"{name} ({email})" for bid, name, email, _zone, cal in builders if not cal}
 if unconnected:
     st.subheader("Connect a builder's Calendly")
-    show_done("calendly")
     with st.form("connect_calendly_form"):
         left, right = st.columns(2)
         connect_id = left.selectbox("Builder", list(unconnected), format_func=unconnected.get,
@@ -121,6 +120,7 @@ if unconnected:
         connect_token = right.text_input("Calendly personal access token", type="password",
                                          key=field("calendly", "connect_token"))
         connect = st.form_submit_button("Connect Calendly")
+    show_done("calendly")  # under the button, where the eyes are (on a phone too)
     if connect:
         try:
             if not connect_token.strip():
