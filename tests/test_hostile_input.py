@@ -842,6 +842,8 @@ def test_a_builder_cannot_ask_for_another_builders_figures(session, two_builders
         "bookings_csv": lambda: reporting.bookings_csv(session, viewer, BookingFilters(builder_id=bo)),
         "pending_payments": lambda: reporting.pending_payments(session, viewer, builder_id=bo),
         "upcoming_sessions": lambda: reporting.upcoming_sessions(session, viewer, builder_id=bo),
+        "sessions_between": lambda: reporting.sessions_between(session, viewer, since, utcnow(), builder_id=bo),
+        "refunds_csv": lambda: reporting.refunds_csv(session, viewer, reporting.RefundFilters(builder_id=bo)),
         "earnings_by_month": lambda: reporting.earnings_by_month(session, viewer, builder_id=bo),
         "builders_and_prices": lambda: reporting.builders_and_prices(session, viewer, builder_id=bo),
         "session_type_options": lambda: reporting.session_type_options(session, viewer, builder_id=bo),
