@@ -287,3 +287,15 @@ def test_a_booking_that_is_over_cannot_be_canceled_and_the_page_says_why(engine,
         assert answer.status_code == 409
         assert "can no longer be canceled" in answer.text
     assert status_of(engine, booking_id) == status and refunds_of(engine, booking_id) == []
+
+
+def test_the_booking_pages_cancel_button_leads_to_the_refund_preview_not_straight_to_calendly(engine, web):
+    booking_id = paid_booking(engine, EMAIL, start_time=utcnow() + timedelta(hours=72),
+                              calendly_cancel_url="https://calendly.test/cancellations/inv-1")
+    client = sign_in(browser(web), EMAIL)
+
+    page = client.get(f"/payment/{booking_id}", headers=HTML)
+    assert page.status_code == 200, page.text
+    assert f'href="/my-bookings/{booking_id}/cancel"' in page.text
+    assert "calendly.test/cancellations" not in page.text  # the client sees the refund before anything is canceled
+    assert "you see the refund the cancellation policy gives before you confirm" in text_of(page.text)

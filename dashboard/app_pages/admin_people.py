@@ -74,7 +74,7 @@ if add_builder:
     except DomainError as error:
         st.error(f"Not added: {md(error)}.")
     else:
-        next_step = ("Price their Calendly event types under *Builders and prices*." if added[3] else
+        next_step = ("Price their Calendly event types under *Session types and prices*." if added[3] else
                      "Connect their Calendly account below before they can be booked.")
         succeeded("builder", f"Builder **{md(added[0])}** ({md(added[1])}, {md(added[2])}) added. {next_step} "
                              "Give them a dashboard account below.")
@@ -134,7 +134,7 @@ if unconnected:
             st.error(f"Not connected: {md(error)}.")
         else:
             succeeded("calendly", f"Calendly connected for **{md(connected_name)}**. Price their event types under "
-                                  "*Builders and prices*.")
+                                  "*Session types and prices*.")
 
 # ---------------------------------------------------------------- who is there
 st.subheader("Builders")
