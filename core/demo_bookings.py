@@ -104,7 +104,9 @@ def one_booking(rng: random.Random, now: datetime, catalog: list[CatalogBuilder]
         event_uri=f"https://calendly.demo/scheduled_events/demo-{ref}" if start else None,
         invitee_uri=f"https://calendly.demo/scheduled_events/demo-{ref}/invitees/demo-{ref}" if start else None,
         hold_expires_at=scheduled + hold if status == S.PENDING_PAYMENT else None,
-        checkout_session_id=f"cs_demo_{ref}" if start else None, cancel_reason=cancel_reason))
+        # A live hold has not opened Stripe's page yet: expiring it asks no Stripe about a made-up session.
+        checkout_session_id=f"cs_demo_{ref}" if start and status != S.PENDING_PAYMENT else None,
+        cancel_reason=cancel_reason))
     rows["bookings"][-1]["updated_at"] = history[-1][4]
     for before, after, cause, actor, at in history:
         rows["history"] += history_rows(booking_id, [(before, after, cause, actor)], at=at)

@@ -203,3 +203,35 @@ def test_a_large_demo_set_gets_more_builders_so_no_calendar_overflows():
     assert len(many) == 40
     assert len({demo.token for demo in many}) == len({demo.email for demo in many}) == 40
     assert _demo_builders(20_000, 7) == many
+
+
+def test_demo_holds_that_run_out_are_released_without_a_failure(engine, settings_env):
+    """`make run` keeps going for hours: every demo hold expires, and its slot is canceled in the
+    sandbox Calendly (which never saw these demo events) without a failed side effect."""
+    from devtools.processes import free_port
+    from core.services.holds import expire_overdue_holds
+    from core.states import OutboxStatus
+    from core.stripe.gateway import stripe_gateway
+    from core.worker import drain_outbox
+    from core.models import OutboxEntry
+    from sandbox.calendly.standin import create_app
+    from tests.servers import serve
+
+    port = free_port()
+    settings_env(calendly_api_base=f"http://127.0.0.1:{port}")
+    generate(engine, bookings=BOOKINGS, seed=11)
+    with session_scope(engine, read_only=True) as s:
+        holds = s.execute(select(Booking.id).where(Booking.status == S.PENDING_PAYMENT)).scalars().all()
+        assert holds and not s.execute(select(Booking.id).where(
+            Booking.id.in_(holds), Booking.stripe_checkout_session_id.is_not(None))).first()
+    calendly = create_app(public_url=f"http://127.0.0.1:{port}", webhook_url=None, signing_key="k" * 32,
+                          redirect_url=None)
+    with serve(calendly, port):
+        assert expire_overdue_holds(engine, stripe_gateway(), now=utcnow() + timedelta(days=2)) >= len(holds)
+        drain_outbox(engine, limit=500)
+    with session_scope(engine, read_only=True) as s:
+        statuses = s.execute(select(Booking.status).where(Booking.id.in_(holds))).scalars().all()
+        assert set(statuses) == {S.EXPIRED}
+        failed = s.execute(select(OutboxEntry.kind, OutboxEntry.last_error).where(
+            OutboxEntry.status == OutboxStatus.FAILED)).all()
+        assert failed == []
