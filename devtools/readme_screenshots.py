@@ -138,7 +138,9 @@ def _click_first_row(page, table: int = 0) -> None:
     box = grid.bounding_box()
     page.mouse.click(box["x"] + 16, box["y"] + 35 + 17)  # the first row's selection marker
     page.wait_for_timeout(2500)
-    page.locator('[data-testid="stMain"] h3').last.scroll_into_view_if_needed()  # the booking, opened below
+    opened = page.locator('[data-testid="stMain"] h3').last  # the booking, opened below the table
+    if opened.count():
+        opened.scroll_into_view_if_needed(timeout=5_000)
     page.wait_for_timeout(500)
 
 

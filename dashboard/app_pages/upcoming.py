@@ -37,19 +37,19 @@ st.caption(f"{confirmed} confirmed session{'s' if confirmed != 1 else ''} · tim
            "click a session to open its booking")
 
 local_today = now.astimezone(zone(tz)).date()
-for day, column in zip(week.days, st.columns(7, gap="small")):
-    with column:
-        mark = " · today" if day == local_today else ""
-        st.markdown(f"**{day.strftime('%a %d')}**{mark}")
-        day_sessions = by_day(sessions, week, tz)[day]
-        if not day_sessions:
-            st.caption("No sessions")
-        for session in day_sessions:
+sessions_by_day = by_day(sessions, week, tz)
+PER_ROW = 3  # cards wide enough for a session's name at 1280 px; a phone stacks them
+# Day by day down the page (an agenda week): seven narrow columns cut names mid-word at 1280 px.
+for day in week.days:
+    mark = " · today" if day == local_today else ""
+    day_sessions = sessions_by_day[day]
+    st.markdown(f"**{day.strftime('%A %d %B')}**{mark}" + ("" if day_sessions else "  \n:gray[No sessions]"))
+    for first in range(0, len(day_sessions), PER_ROW):
+        for session, column in zip(day_sessions[first:first + PER_ROW], st.columns(PER_ROW, gap="small")):
             start = session.start_time.astimezone(zone(tz))
             end = session.end_time.astimezone(zone(tz)).strftime("–%H:%M") if session.end_time else ""
             done = " (done)" if session.status == BookingStatus.COMPLETED else ""
-            # Text, not a button label: a label is cut to one line in a narrow day column.
-            with st.container(border=True):
+            with column, st.container(border=True):
                 st.markdown(f"**{start.strftime('%H:%M')}{end}**{done}  \n"
                             f"{md(session.client_name or session.client_email)}  \n"
                             f":gray[{md(session.session_type_name)}]")
