@@ -274,9 +274,10 @@ def test_the_dashboard_shows_the_hostile_booking_as_text(journey):
 
     at = dashboard(live.engine, admin, "app_pages/admin_bookings.py")
     frame = at.dataframe[0].value
-    assert NAME in set(frame["Client"]) and EMAIL in set(frame["Email"])  # dataframes: literal cells
+    assert NAME in set(frame["Client"])  # dataframes: literal cells
     assert BUILDER in set(frame["Builder"])
-    at.text_input(key="open_booking").input(booking_id).run()
+    at.session_state["open_booking"] = booking_id  # what a click on its row leaves
+    at.run()
 
     assert_dashboard_safe(at, NAME, EMAIL, REASON, BUILDER)
     with session_scope(live.engine, read_only=True) as session:
@@ -300,8 +301,11 @@ def test_a_builder_sees_the_hostile_clients_as_text(hostile_builder):
     assert NAME in set(at.dataframe[0].value["Client"])
     assert_dashboard_safe(at)
     at = dashboard(live.engine, builder, "app_pages/my_bookings.py")
-    assert EMAIL in set(at.dataframe[0].value["Email"])
+    assert NAME in set(at.dataframe[0].value["Client"])
     assert_dashboard_safe(at)
+    at.session_state["my_open_booking"] = booking_id  # the builder opens it: the email is in its detail
+    at.run()
+    assert_dashboard_safe(at, NAME, EMAIL)
 
     admin = Viewer(user_id=1, email="admin@example.com", role="admin")
     at = dashboard(live.engine, admin, "app_pages/admin_pending.py")
@@ -309,7 +313,11 @@ def test_a_builder_sees_the_hostile_clients_as_text(hostile_builder):
     at.button(key="pending_cancel").click().run()  # the confirmation quotes the client's email
     assert_dashboard_safe(at, EMAIL)
     at = dashboard(live.engine, admin, "app_pages/prices.py")
-    assert_dashboard_safe(at, BUILDER)
+    assert f"{BUILDER} (ada@example.com)" in at.selectbox(key="prices_builder").options  # options: plain text
+    assert_dashboard_safe(at)
+
+
+COOKIE_WRITER = Path("lib/session_cookie.py")  # its one script carries a checked session id, nothing typed
 
 
 def test_no_dashboard_code_renders_raw_html():
@@ -317,4 +325,13 @@ def test_no_dashboard_code_renders_raw_html():
     for path in root.rglob("*.py"):
         code = path.read_text()
         for forbidden in ("unsafe_allow_html", "st.html(", "components.html(", "components.v1"):
-            assert forbidden not in code, f"{path.relative_to(root)} uses {forbidden}"
+            allowed = int(path.relative_to(root) == COOKIE_WRITER and forbidden == "st.html(")
+            assert code.count(forbidden) == allowed, f"{path.relative_to(root)} uses {forbidden}"
+
+
+@pytest.mark.parametrize("value", ['x"; alert(1); "', "</script><script>alert(1)</script>", "a b", "é"])
+def test_the_cookie_writer_refuses_anything_but_a_session_id(value):
+    from dashboard.lib import session_cookie
+
+    with pytest.raises(ValueError):
+        session_cookie.write("dashboard_session", value, max_age=60)

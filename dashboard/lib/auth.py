@@ -8,7 +8,6 @@ expiry, revocation or a changed role takes effect at once.
 """
 from __future__ import annotations
 
-import json
 import time
 
 import streamlit as st
@@ -17,6 +16,7 @@ from core.auth import Viewer, authenticate, viewer_for_email
 from core.config import get_settings
 from core.db import get_engine, session_scope
 from core.services import dashboard_sessions, throttle
+from dashboard.lib import session_cookie
 
 VIEWER_KEY = "viewer"
 SESSION_ID_KEY = "dashboard_session_id"  # the id of the server-side session this tab is signed in with
@@ -92,22 +92,11 @@ def _forget_identity() -> None:
 
 
 def write_session_cookie() -> None:
-    """Put the session id in the browser's cookie (or clear it), once, after sign-in or sign-out.
-
-    Streamlit answers over a websocket, so no response of ours can carry a Set-Cookie header: the
-    cookie is written by a script in the page. That is why it cannot be HttpOnly (a script that
-    can write it can read it). Acceptable here: the id alone is worth little — it is revocable on
-    the server (sign-out, `dashboard_sessions.revoke_all`), expires after idle hours with an
-    absolute cap, and only its hash is stored; SameSite=Strict keeps other sites from sending it,
-    and Secure is added whenever the dashboard is served over HTTPS.
-    """
+    """Put the session id in the browser's cookie (or clear it), once, after sign-in or sign-out."""
     value = st.session_state.pop(COOKIE_TO_WRITE_KEY, None)
-    if value is None:
-        return
-    max_age = int(dashboard_sessions.max_lifetime().total_seconds()) if value else 0
-    cookie = json.dumps(f"{COOKIE}={value}; Path=/; Max-Age={max_age}; SameSite=Strict")
-    st.html(f"<script>document.cookie = {cookie} + (location.protocol === 'https:' ? '; Secure' : '');</script>",
-            unsafe_allow_javascript=True)
+    if value is not None:
+        max_age = int(dashboard_sessions.max_lifetime().total_seconds()) if value else 0
+        session_cookie.write(COOKIE, value, max_age=max_age)
 
 
 def client_address() -> str | None:
