@@ -17,18 +17,14 @@ from jinja2 import pass_context
 from core.avatars import avatar_for
 from core.config import get_settings
 from core.money import format_amount
-from core.timezones import client_zone, known_zone, zone_info
+from core.timezones import client_zone, format_local, known_zone
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 
 def local_time(value: datetime | None, tz: str | None = None) -> str:
     """`value` in zone `tz` (UTC when it is not a real zone), the zone named."""
-    if value is None:
-        return "not scheduled yet"
-    zone = zone_info(tz)
-    local = value.astimezone(zone)
-    return f"{local:%A %d %B %Y, %H:%M} ({zone.key})"
+    return format_local(value, tz, missing="not scheduled yet")
 
 
 def local_time_iso(value: str | None, tz: str | None = None) -> str:

@@ -2,29 +2,18 @@
 
 Which names count as zones is `core.timezones`' rule (real IANA names only: a bad value from
 outside never breaks a message). A client's zone is the one Calendly says they booked in, else
-their saved one, else UTC, which the text then says. The wording matches the client pages
-(`webhook_service/rendering.local_time`), so a time reads the same in the mail and on the page.
+their saved one, else UTC, which the text then says. The wording is
+`core.timezones.format_local`, the client pages' too, so a time reads the same in both.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
-from core.timezones import UTC, known_zone, zone_info
+from core.timezones import first_known_zone, format_local
 
-
-def first_known_zone(*names: str | None) -> str:
-    """The first of `names` that is a real time zone, else "UTC"."""
-    for name in names:
-        if known_zone(name):
-            return name
-    return UTC
+__all__ = ["first_known_zone", "format_when"]
 
 
 def format_when(moment: datetime | None, zone_name: str, *, missing: str = "time not chosen yet") -> str:
     """"Tuesday 14 May 2030, 15:00 (Europe/London)": the local date and time, the zone named."""
-    if moment is None:
-        return missing
-    if moment.tzinfo is None:  # SQLite hands back naive datetimes; they are UTC
-        moment = moment.replace(tzinfo=timezone.utc)
-    zone = zone_info(zone_name)
-    return f"{moment.astimezone(zone):%A %d %B %Y, %H:%M} ({zone.key})"
+    return format_local(moment, zone_name, missing=missing)
