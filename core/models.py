@@ -72,6 +72,24 @@ class Builder(Base):
     bio: Mapped[str | None] = mapped_column(Text)  # shown on the home page and the builder's profile
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+    # The Calendly integration (core/calendly/). `calendly_auth`: "token" (a personal access token,
+    # for self-hosted single-builder use) or "oauth" (the builder connected through our OAuth app);
+    # None until connected. `calendly_status`: waiting (never connected), connected, disconnected
+    # (a refresh was refused or the builder disconnected; `calendly_status_reason` says why).
+    calendly_auth: Mapped[str | None] = mapped_column(String(16))
+    calendly_status: Mapped[str] = mapped_column(String(16), default="waiting", server_default="waiting")
+    calendly_status_reason: Mapped[str | None] = mapped_column(Text)
+    calendly_connected_at: Mapped[datetime | None]
+    # OAuth only: the access token (calendly_token_encrypted) expires; the refresh token is single
+    # use and rotates on every refresh (refreshed under a row lock).
+    calendly_refresh_token_encrypted: Mapped[str | None] = mapped_column(Text)
+    calendly_token_expires_at: Mapped[datetime | None]
+    # Our webhook subscription for this builder, as last seen in Calendly.
+    calendly_subscription_uri: Mapped[str | None] = mapped_column(String(500))
+    calendly_subscription_state: Mapped[str | None] = mapped_column(String(16))  # active | disabled | missing
+    calendly_subscription_checked_at: Mapped[datetime | None]
+    calendly_last_reconcile_at: Mapped[datetime | None]
+
     session_types: Mapped[list["SessionType"]] = relationship(back_populates="builder")
 
 
@@ -304,6 +322,23 @@ class DashboardSession(Base):
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(index=True)
     revoked_at: Mapped[datetime | None]
+
+
+class CalendlyOAuthState(Base):
+    """One "Connect Calendly" in flight: the `state` we sent to Calendly (only its hash kept), the
+    PKCE verifier (encrypted), which builder and which dashboard sign-in started it; single use,
+    short-lived."""
+
+    __tablename__ = "calendly_oauth_states"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    state_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    builder_id: Mapped[int] = mapped_column(ForeignKey("builders.id"), index=True)
+    dashboard_session_id: Mapped[int | None] = mapped_column(ForeignKey("dashboard_sessions.id"))
+    code_verifier_encrypted: Mapped[str] = mapped_column(Text)
+    started_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    used_at: Mapped[datetime | None]
 
 
 class LoginToken(Base):
