@@ -18,6 +18,8 @@ VAR_DIR = REPO_ROOT / "var"
 
 SANDBOX_CALENDLY_URL = "http://127.0.0.1:8001"
 SANDBOX_STRIPE_URL = "http://127.0.0.1:8002"
+# The sandbox Calendly's own OAuth app (sandbox/calendly): used in sandbox mode unless others are set.
+SANDBOX_OAUTH_CLIENT = {"calendly_client_id": "sandbox-client-id", "calendly_client_secret": "sandbox-client-secret"}
 SANDBOX_SECRETS = {
     "calendly_webhook_signing_key": "sandbox-calendly-signing-key",
     "stripe_secret_key": "sk_test_sandbox",
@@ -58,6 +60,11 @@ class Settings(BaseSettings):
     dashboard_url: str = "http://127.0.0.1:8501"
     calendly_api_base: str | None = None
     calendly_webhook_signing_key: str | None = None
+    # Our OAuth app at Calendly (builders connect their own account); its redirect URI is
+    # PUBLIC_BASE_URL + core.services.calendly_connection.CALLBACK_PATH.
+    calendly_client_id: str | None = None
+    calendly_client_secret: str | None = None
+    calendly_auth_base: str | None = None
     stripe_secret_key: str | None = None
     stripe_webhook_secret: str | None = None
     stripe_api_base: str | None = None
@@ -88,6 +95,9 @@ class Settings(BaseSettings):
     dashboard_session_max_days: int = Field(default=7, ge=1, le=90)
     worker_poll_seconds: float = Field(default=2.0, gt=0)
     reconcile_every_seconds: float = Field(default=300.0, gt=0)
+    # Each connected builder's Calendly webhook subscription is checked this often by the worker
+    # (core/calendly/subscriptions.py): a missing or disabled one is recreated and the gap reconciled.
+    subscription_check_minutes: int = Field(default=15, ge=1, le=24 * 60)
     # Request bodies, one limit per route family, refused with 413 before they are buffered
     # (webhook_service/body_limit.py): the webhook endpoints, the JSON/admin API, form pages.
     webhook_max_body_bytes: int = Field(default=256 * 1024, gt=0)
@@ -141,9 +151,15 @@ class Settings(BaseSettings):
                 if not getattr(self, name):
                     setattr(self, name, value)
             self.calendly_api_base = self.calendly_api_base or SANDBOX_CALENDLY_URL
+            # The sandbox serves the OAuth pages and endpoints on the same origin as its API.
+            self.calendly_auth_base = self.calendly_auth_base or self.calendly_api_base
+            if not self.calendly_client_id:
+                for name, value in SANDBOX_OAUTH_CLIENT.items():
+                    setattr(self, name, getattr(self, name) or value)
             self.stripe_api_base = self.stripe_api_base or SANDBOX_STRIPE_URL
         else:
             self.calendly_api_base = self.calendly_api_base or "https://api.calendly.com"
+            self.calendly_auth_base = self.calendly_auth_base or "https://auth.calendly.com"
             self.stripe_api_base = self.stripe_api_base or "https://api.stripe.com"
             for name in SANDBOX_SECRETS:
                 if not getattr(self, name):
@@ -152,7 +168,10 @@ class Settings(BaseSettings):
                 raise ValueError("APP_SECRET_KEY must be at least 32 characters")
             if not (self.stripe_secret_key or "").startswith(("sk_", "rk_")):
                 raise ValueError("STRIPE_SECRET_KEY must start with sk_ or rk_")
+            if self.calendly_client_id and not self.calendly_client_secret:
+                raise ValueError("CALENDLY_CLIENT_SECRET is required when CALENDLY_CLIENT_ID is set")
         self.calendly_api_base = self.calendly_api_base.rstrip("/")
+        self.calendly_auth_base = self.calendly_auth_base.rstrip("/")
         self.stripe_api_base = self.stripe_api_base.rstrip("/")
         return self
 

@@ -20,7 +20,7 @@ from webhook_service.api_docs import add_docs
 from webhook_service.security_headers import SecurityHeaders
 from webhook_service.openapi import HEALTH
 from webhook_service.rendering import error_page
-from webhook_service.routes import api, bench_floor, client_pages, my_bookings, payment_pages, webhooks
+from webhook_service.routes import api, bench_floor, calendly_oauth, client_pages, my_bookings, payment_pages, webhooks
 
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -54,6 +54,7 @@ def create_app() -> FastAPI:
     app.include_router(payment_pages.router)
     app.include_router(client_pages.router)
     app.include_router(my_bookings.router)
+    app.include_router(calendly_oauth.router)
     if settings.bench_floor_endpoint:  # benchmarks only (bench/README.md)
         app.include_router(bench_floor.router)
     app.add_middleware(RefuseNul)  # PostgreSQL text cannot hold NUL: refuse it as a 422, not a 500
