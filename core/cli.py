@@ -50,10 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("migrate", help="create or upgrade the database schema")
 
-    p = commands.add_parser("add-builder", help="add a builder, looked up in Calendly by their token")
+    p = commands.add_parser("add-builder", help="add a builder: with a Calendly personal access token, "
+                            "connected now; without one, waiting to connect Calendly themselves")
     p.add_argument("--name", required=True)
     p.add_argument("--email", required=True)
-    p.add_argument("--calendly-token", required=True)
+    p.add_argument("--calendly-token", help="a personal access token (self-hosted, single-builder use)")
+
+    p = commands.add_parser("connect-calendly", help="print the Calendly authorization URL that connects a "
+                            "builder's Calendly through our OAuth app (valid 10 minutes, once)")
+    p.add_argument("--builder", required=True, type=_positive_int)
 
     p = commands.add_parser("set-price", help="price a builder's Calendly event type")
     p.add_argument("--builder", required=True, type=_positive_int)

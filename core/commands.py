@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import getpass
+import sys
 
 from core.calendly import CalendlyClient, CalendlyError
 from core.cli_output import CliError, print_json
@@ -22,14 +24,29 @@ def cmd_migrate(_args) -> None:
 
 def cmd_add_builder(args) -> None:
     from core.services.people import add_builder
-    try:
-        user = CalendlyClient(args.calendly_token, get_settings().calendly_api_base).get_current_user()
-    except CalendlyError as error:
-        raise _calendly_failure(error) from None
+    token = (args.calendly_token or "").strip() or None
+    if args.calendly_token is not None and token is None:
+        raise DomainError("--calendly-token is empty: give the token, or leave the option out to let the "
+                          "builder connect Calendly themselves")
+    user = None
+    if token:
+        try:
+            user = CalendlyClient(token, get_settings().calendly_api_base).get_current_user()
+        except CalendlyError as error:
+            raise _calendly_failure(error) from None
     with session_scope() as session:
-        builder = add_builder(session, name=args.name, email=args.email,
-                              calendly_token=args.calendly_token, calendly_user=user)
+        builder = add_builder(session, name=args.name, email=args.email, calendly_token=token, calendly_user=user)
         print(builder.id)
+    if not token:
+        print(f"builder {builder.id} waits to connect Calendly: `python -m core connect-calendly --builder "
+              f"{builder.id}` prints the link", file=sys.stderr)
+
+
+def cmd_connect_calendly(args) -> None:
+    from core.services.calendly_connection import start_connect
+    with session_scope() as session:
+        url = start_connect(session, args.builder, started_by=f"cli:{getpass.getuser()}", dashboard_session_id=None)
+    print(url)
 
 
 def cmd_set_price(args) -> None:
@@ -128,7 +145,7 @@ def cmd_revoke_sessions(args) -> None:
 
 COMMANDS = {
     "migrate": cmd_migrate, "add-builder": cmd_add_builder, "set-price": cmd_set_price,
-    "add-user": cmd_add_user, "demo-data": cmd_demo_data, "show-booking": cmd_show_booking,
+    "connect-calendly": cmd_connect_calendly, "add-user": cmd_add_user, "demo-data": cmd_demo_data, "show-booking": cmd_show_booking,
     "worker": cmd_worker, "run-outbox": cmd_run_outbox, "reconcile": cmd_reconcile,
     "replay-webhooks": cmd_replay_webhooks, "prune-webhooks": cmd_prune_webhooks,
     "revoke-sessions": cmd_revoke_sessions,

@@ -141,7 +141,9 @@ def builder_cards(session: Session, *, page: int = 1, per_page: int = 24) -> Bui
         select(Builder.id, Builder.name, Builder.bio, Builder.timezone, SessionType.currency,
                func.min(SessionType.price_cents), func.max(SessionType.price_cents))
         .join(shown, shown.c.id == Builder.id)
-        .outerjoin(SessionType, (SessionType.builder_id == Builder.id) & SessionType.active.is_(True))
+        # A builder whose Calendly is disconnected offers nothing bookable until they reconnect.
+        .outerjoin(SessionType, (SessionType.builder_id == Builder.id) & SessionType.active.is_(True)
+                   & (Builder.calendly_status != "disconnected"))
         .group_by(Builder.id, Builder.name, Builder.bio, Builder.timezone, SessionType.currency)
         .order_by(Builder.name, Builder.id, SessionType.currency)
     ).all()

@@ -18,10 +18,11 @@ from core.calendly import CalendlyClient, CalendlyError
 from core.config import get_settings
 from core.emails import normalize_email
 from core.errors import DomainError, NotFound
-from core.models import Builder, DashboardUser, SessionType
-from core.providers import calendly_token
+from core.models import Builder, DashboardUser, SessionType, utcnow
+from core.providers import calendly_for
 from core.security import encrypt_secret, hash_password
 from core.services import catalog
+from core.services.calendly_connection import CalendlyDisconnected
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,11 @@ def add_builder(session: Session, *, name: str, email: str, timezone: str | None
         calendly_organization_uri=(calendly_user or {}).get("current_organization"),
         calendly_token_encrypted=(encrypt_secret(calendly_token.strip(), get_settings().app_secret_key)
                                   if calendly_token else None),
+        # With a personal access token the builder is connected now; without one they wait to
+        # connect their own Calendly (core.services.calendly_connection).
+        calendly_auth="token" if calendly_token else None,
+        calendly_status="connected" if calendly_token else "waiting",
+        calendly_connected_at=utcnow() if calendly_token else None,
     )
     session.add(builder)
     session.flush()
@@ -103,6 +109,13 @@ def connect_calendly(session: Session, builder_id: int, *, calendly_token: str, 
     builder.calendly_user_uri = uri
     builder.calendly_organization_uri = calendly_user.get("current_organization")
     builder.calendly_token_encrypted = encrypt_secret(calendly_token.strip(), get_settings().app_secret_key)
+    # A personal access token replaces any OAuth connection: it does not expire, nothing to refresh.
+    builder.calendly_refresh_token_encrypted = None
+    builder.calendly_token_expires_at = None
+    builder.calendly_auth = "token"
+    builder.calendly_status = "connected"
+    builder.calendly_status_reason = None
+    builder.calendly_connected_at = utcnow()
     session.flush()
     return builder
 
@@ -191,13 +204,19 @@ def unpriced_event_types(session: Session, viewer: Viewer, builder_id: int) -> l
     builder = session.get(Builder, builder_id)
     if builder is None:
         raise NotFound("this builder no longer exists")
+    if builder.calendly_status == "disconnected":
+        reason = builder.calendly_status_reason or "no reason given"
+        raise DomainError(f"{builder.name}'s Calendly is disconnected ({reason}): connect Calendly again, "
+                          "then their event types can be priced")
     if not builder.calendly_token_encrypted or not builder.calendly_user_uri:
-        raise DomainError(f"{builder.name} has no Calendly account connected yet: an admin connects it under "
-                          "Builders and users, then their event types can be priced")
+        raise DomainError(f"{builder.name} has no Calendly account connected yet: connect Calendly first "
+                          "(the builder's Calendly page), then their event types can be priced")
     try:
         # Someone is waiting on the page: one quick retry, not the worker's patient back-off.
-        client = CalendlyClient(calendly_token(builder), get_settings().calendly_api_base, timeout=5.0, max_retries=1)
+        client = calendly_for(builder, timeout=5.0, max_retries=1)
         event_types = client.list_event_types(builder.calendly_user_uri)
+    except CalendlyDisconnected as error:
+        raise DomainError(str(error)) from None
     except CalendlyError as error:
         raise DomainError(f"Calendly could not list {builder.name}'s event types ({error}); try again shortly") from None
     priced = priced_event_type_uris(session, builder_id)

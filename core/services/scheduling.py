@@ -18,6 +18,7 @@ from core.money import format_amount
 from core.providers import calendly_for
 from core.refund_policy import RefundPolicy, policy_for
 from core.services import booking_service
+from core.services.calendly_connection import DISCONNECTED, CalendlyDisconnected
 
 EVENT_TYPES = EventTypeCache(ttl_seconds=300)
 # What a Calendly uuid is made of (ours and the sandbox's add lowercase and '-'); anything else is no id.
@@ -71,6 +72,9 @@ def _load_builder(engine: Engine, builder_id: int) -> tuple[Builder, CalendlyCli
         builder = session.get(Builder, builder_id)
         if builder is None:
             raise NotFound("there is no builder with this id")
+        if builder.calendly_status == DISCONNECTED:  # withdrawn until they connect Calendly again
+            raise CalendlyDisconnected(f"{builder.name}'s sessions cannot be booked at the moment: their calendar "
+                                       "is not connected. Nothing was booked; please check again later.")
         prices = {
             row.calendly_event_type_uri: row
             for row in session.execute(select(SessionType).where(SessionType.builder_id == builder.id)).scalars()

@@ -11,6 +11,7 @@ from core.calendly import CalendlyError
 from core.db import session_scope
 from core.errors import DomainError, NotFound
 from core.services import catalog, client_login, client_sessions, scheduling, throttle
+from core.services.calendly_connection import CalendlyDisconnected
 from webhook_service import openapi as oa
 from webhook_service.deps import EngineDep, SettingsDep, VisitorDep, request_address, save_visitor
 from webhook_service.rendering import error_page, page
@@ -44,6 +45,9 @@ def profile(builder_id: str, request: Request, engine: EngineDep, visitor: Visit
     except NotFound:
         return error_page(request, 404, "Builder not found", "There is no builder at this address.",
                           action_url="/", action_label="See all builders")
+    except CalendlyDisconnected as error:
+        return error_page(request, 503, "Sessions not bookable right now", str(error), action_url="/",
+                          action_label="See all builders")
     except CalendlyError:
         return error_page(request, 503, "Sessions unavailable", CALENDLY_DOWN, action_url=str(request.url),
                           action_label="Try again")
@@ -71,6 +75,9 @@ def create_booking(
                                               actor=f"client:{visitor.email}")
     except NotFound as error:
         return error_page(request, 404, "Session not found", str(error).capitalize() + ".", action_url="/",
+                          action_label="See all builders")
+    except CalendlyDisconnected as error:
+        return error_page(request, 409, "Cannot book this session", str(error), action_url="/",
                           action_label="See all builders")
     except DomainError as error:
         return error_page(request, 409, "Cannot book this session", str(error).capitalize() + ".",
@@ -100,6 +107,9 @@ def book_session(event_type_id: str, request: Request, engine: EngineDep, visito
     except NotFound:
         return error_page(request, 404, "Session not found", "This session is not offered any more.",
                           action_url="/", action_label="See all builders")
+    except CalendlyDisconnected as error:
+        return error_page(request, 503, "Sessions not bookable right now", str(error), action_url="/",
+                          action_label="See all builders")
     except CalendlyError:
         return error_page(request, 503, "Sessions unavailable", CALENDLY_DOWN, action_url=str(request.url),
                           action_label="Try again")
