@@ -27,15 +27,46 @@ def get_dispatcher(request: Request) -> Dispatcher:
 
 
 def auth(request: Request) -> User:
+    """The user of the bearer token: an OAuth access token acts as the user who approved it (401
+    once expired or revoked); any other token is a personal access token, its own user."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise CalendlyError(401, "Unauthenticated", "The access token is invalid")
-    return get_state(request).user_for_token(token.strip())
+    state = get_state(request)
+    with state.lock:
+        identity, refused = request.app.state.calendly_oauth.bearer_identity(token.strip(), state.now())
+    if refused:
+        raise CalendlyError(401, "Unauthenticated", refused)
+    return state.user_for_token(identity)
+
+
+MAX_BODY_BYTES = 1_000_000
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def capped_body(request: Request, limit: int) -> bytes:
+    """The raw body, refused (``BodyTooLarge``) past ``limit`` bytes without reading it all."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge()
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def json_body(request: Request) -> dict:
     """The JSON object body; an empty body counts as ``{}``."""
-    raw = await request.body()
+    try:
+        raw = await capped_body(request, MAX_BODY_BYTES)
+    except BodyTooLarge:
+        raise CalendlyError(413, "Payload Too Large", "The request body is too large.")
     if not raw.strip():
         return {}
     try:

@@ -117,3 +117,41 @@ def identity_from_token(token: str) -> tuple[str, str]:
         parts = re.split(r"[-_]", match.group(1))
         return " ".join(p.capitalize() for p in parts), "-".join(p.lower() for p in parts)
     return "Sandbox Builder", "sandbox-builder-" + sandbox_user_uuid(token)[:8]
+
+
+# ---------------------------------------------------------------- OAuth accounts
+# The accounts the stand-in's OAuth authorization page offers: each is the user of its identity
+# key (the personal token of that user), so an OAuth-connected demo builder keeps the URIs the demo
+# data already points at.
+OAUTH_ACCOUNTS = ("sandbox-ada", *EVENT_TYPE_SPECS_BY_TOKEN)
+
+# `make run`'s demo starts with one builder already connected through OAuth: the stand-in accepts
+# this refresh token, issued to the default client for Grace, once per start (then it rotates like
+# any other). The demo stores it for Grace with an access token that has already expired, so the
+# first API call refreshes it.
+DEMO_OAUTH_IDENTITY = "sandbox-grace"
+DEMO_OAUTH_REFRESH_TOKEN = "sbx_ort_demo-grace-connected-through-oauth"
+
+IDENTITY_RE = re.compile(r"sandbox-[A-Za-z0-9]+(?:[-_][A-Za-z0-9]+)*")
+SANDBOX_EMAIL_DOMAIN = "sandbox.calendly.test"
+
+
+def sandbox_email(token: str) -> str:
+    return f"{identity_from_token(token)[1]}@{SANDBOX_EMAIL_DOMAIN}"
+
+
+def account_for_hint(hint: str | None) -> str | None:
+    """The identity key a `login_hint` names: the key itself (`sandbox-grace`, any well-formed
+    one), the account's sandbox email, or an email whose local part is a listed account's slug
+    (`grace@demo.test`, the demo builder's own address). None when it names nobody."""
+    hint = (hint or "").strip().lower()
+    if not hint or len(hint) > 100:
+        return None
+    if IDENTITY_RE.fullmatch(hint):
+        return hint
+    local, at, _domain = hint.partition("@")
+    if at and IDENTITY_RE.fullmatch("sandbox-" + local):
+        key = "sandbox-" + local
+        if key in OAUTH_ACCOUNTS or hint == sandbox_email(key):
+            return key
+    return None
