@@ -291,58 +291,92 @@ def no_shows_get(no_show_uuid: str, request: Request, user: User = Depends(auth)
 
 
 # ---------------------------------------------------------------- webhook subscriptions
+MAX_SUBSCRIPTIONS = 500
+
+
+def _visible(state: CalendlyState, sub: Subscription, user: User) -> bool:
+    """A subscription a token's user may see or delete: their own user-scope ones, their
+    organization's, and the pre-registered one."""
+    return sub.preregistered or state.covers(sub, user)
+
+
+def _same_scope(sub: Subscription, url: str, scope: str, organization: str, user: str | None) -> bool:
+    return (not sub.preregistered and sub.callback_url == url and sub.scope == scope
+            and uuid_from_uri(sub.organization, "organizations") == uuid_from_uri(organization, "organizations")
+            and (scope == "organization" or uuid_from_uri(sub.user, "users") == uuid_from_uri(user, "users")))
+
+
 @router.post("/webhook_subscriptions", status_code=201)
 def subscriptions_create(request: Request, user: User = Depends(auth),
                          body: dict = Depends(json_body)):
     state = get_state(request)
     url, events, scope = body.get("url"), body.get("events"), body.get("scope")
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > 2000:
         raise invalid("url", "must be an http(s) URL")
     if (not isinstance(events, list) or not events
             or any(e not in WEBHOOK_EVENTS for e in events)):
         raise invalid("events", f"must be a non-empty list of: {', '.join(WEBHOOK_EVENTS)}")
     if scope not in ("user", "organization"):
         raise invalid("scope", "must be user or organization")
-    if uuid_from_uri(body.get("organization"), "organizations") is None:
+    org_uuid = uuid_from_uri(body.get("organization"), "organizations")
+    if org_uuid is None:
         raise invalid("organization", "must be an organization URI")
+    if org_uuid != user.org_uuid:
+        raise permission_denied()
     if scope == "user":
         owned_user(state, user, body.get("user"))
     key = body.get("signing_key")
-    if key is not None and (not isinstance(key, str) or not key):
+    if key is not None and (not isinstance(key, str) or not key or len(key) > 1000):
         raise invalid("signing_key", "must be a non-empty string")
     with state.lock:
-        if any(s.callback_url == url for s in state.data.subscriptions.values()):
+        subs = state.data.subscriptions.values()
+        if any(_same_scope(s, url, scope, body["organization"], body.get("user")) for s in subs):
             raise CalendlyError(409, "Already Exists", "Hook with this url already exists")
+        if len(state.data.subscriptions) >= MAX_SUBSCRIPTIONS:
+            raise invalid("url", f"at most {MAX_SUBSCRIPTIONS} webhook subscriptions exist at once")
         sub = Subscription(str(uuid.uuid4()), url, list(dict.fromkeys(events)), scope,
                            body["organization"], body.get("user") if scope == "user" else None,
                            state.user_uri(user), key or secrets.token_hex(16), state.now())
         state.data.subscriptions[sub.uuid] = sub
+        if any(s.preregistered and s.callback_url == url for s in subs):
+            state.data.claims.add((scope, user.uuid if scope == "user" else user.org_uuid, url))
         return {"resource": state.subscription_json(sub)}
 
 
 @router.get("/webhook_subscriptions")
 def subscriptions_list(request: Request, user: User = Depends(auth)):
+    """The token's user's subscriptions matching the filters; the pre-registered one only when
+    the ``organization`` filter names its organization or there is none."""
     state, q = get_state(request), request.query_params
     count = page_count(request)
     with state.lock:
         items = [state.subscription_json(s) for s in state.data.subscriptions.values()
-                 if s.preregistered or (
+                 if _visible(state, s, user)
+                 and (not q.get("organization") or s.organization == q["organization"])
+                 and (s.preregistered or (
                      (not q.get("scope") or s.scope == q["scope"])
-                     and (not q.get("organization") or s.organization == q["organization"])
-                     and (not q.get("user") or s.user == q["user"]))]
+                     and (not q.get("user") or s.user == q["user"])))]
         return state.paginate(items, path="/webhook_subscriptions", params=dict(q), count=count,
                               page_token=q.get("page_token"))
 
 
+def _subscription(state: CalendlyState, sub_uuid: str, user: User) -> Subscription:
+    sub = state.data.subscriptions.get(sub_uuid.lower())
+    if sub is None or not _visible(state, sub, user):
+        raise not_found()
+    return sub
+
+
 @router.get("/webhook_subscriptions/{sub_uuid}")
 def subscriptions_get(sub_uuid: str, request: Request, user: User = Depends(auth)):
-    return _one(request, "subscriptions", sub_uuid, "subscription_json")
+    state = get_state(request)
+    with state.lock:
+        return {"resource": state.subscription_json(_subscription(state, sub_uuid, user))}
 
 
 @router.delete("/webhook_subscriptions/{sub_uuid}", status_code=204)
 def subscriptions_delete(sub_uuid: str, request: Request, user: User = Depends(auth)):
     state = get_state(request)
     with state.lock:
-        if state.data.subscriptions.pop(sub_uuid.lower(), None) is None:
-            raise not_found()
+        state.data.subscriptions.pop(_subscription(state, sub_uuid, user).uuid)
     return Response(status_code=204)

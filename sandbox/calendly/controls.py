@@ -1,4 +1,5 @@
-"""``/_sandbox`` controls of the Calendly stand-in (JSON, no auth): config, faults, shortcuts, state."""
+"""``/_sandbox`` controls of the Calendly stand-in (JSON, no auth): config, faults, shortcuts, state,
+webhook subscription states (OAuth's are in ``oauth_routes``)."""
 from __future__ import annotations
 
 import asyncio
@@ -163,6 +164,29 @@ def delivery_send(delivery_id: str, request: Request):
     dispatcher.attempt(record)
     with state.lock:
         return {"delivery": copy.deepcopy(Dispatcher.public(record))}
+
+
+# ---------------------------------------------------------------- webhook subscription states
+def _set_subscription_state(request: Request, sub_uuid: str, value: str) -> dict:
+    state = get_state(request)
+    with state.lock:
+        sub = state.data.subscriptions.get(sub_uuid.lower())
+        if sub is None:
+            raise not_found()
+        sub.state = value
+        return {"subscription": state.subscription_json(sub)}
+
+
+@router.post("/webhook_subscriptions/{sub_uuid}/disable")
+def subscription_disable(sub_uuid: str, request: Request):
+    """As Calendly does after a day of failed deliveries: the subscription stays, listed as
+    ``disabled``, and gets no deliveries until it is recreated (or enabled here)."""
+    return _set_subscription_state(request, sub_uuid, "disabled")
+
+
+@router.post("/webhook_subscriptions/{sub_uuid}/enable")
+def subscription_enable(sub_uuid: str, request: Request):
+    return _set_subscription_state(request, sub_uuid, "active")
 
 
 # ---------------------------------------------------------------- booking shortcuts

@@ -183,6 +183,7 @@ class Subscription:
     signing_key: str
     created_at: datetime
     preregistered: bool = False
+    state: str = "active"            # active | disabled (a disabled one gets no deliveries)
 
 
 @dataclass
@@ -205,6 +206,7 @@ class StateData:
     invitees: dict = field(default_factory=dict)
     no_shows: dict = field(default_factory=dict)        # no-show uuid → invitee uuid
     subscriptions: dict = field(default_factory=dict)
+    claims: set = field(default_factory=set)            # (scope, owner uuid, url): see covers()
     deliveries: list = field(default_factory=list)
     faults: list = field(default_factory=list)
     request_counts: dict = field(default_factory=dict)
@@ -287,6 +289,23 @@ class CalendlyState:
     def event_types_of(self, user: User) -> list[EventType]:
         return [et for et in self.data.event_types.values() if et.user_uuid == user.uuid]
 
+    # ------------------------------------------------------------ webhook subscriptions
+    def claimed(self, host: User, url: str) -> bool:
+        return (("user", host.uuid, url) in self.data.claims
+                or ("organization", host.org_uuid, url) in self.data.claims)
+
+    def covers(self, sub: Subscription, host: User) -> bool:
+        """Whether ``sub`` hears of ``host``'s events (whatever its state). The pre-registered
+        subscription (``webhook_url``) stands for the one an admin set up by hand for every
+        personal-token builder: it covers every host except one who has subscribed its URL
+        themselves through the API (user scope, or their organization's) — from then on that
+        host's deliveries to it follow their own subscription only, even after it is deleted."""
+        if sub.preregistered:
+            return not self.claimed(host, sub.callback_url)
+        if sub.scope == "user":
+            return uuid_from_uri(sub.user, "users") == host.uuid
+        return uuid_from_uri(sub.organization, "organizations") == host.org_uuid
+
     # ------------------------------------------------------------ serializers
     def user_json(self, user: User) -> dict:
         return {
@@ -357,7 +376,7 @@ class CalendlyState:
         return {
             "uri": self.uri("webhook_subscriptions", sub.uuid), "callback_url": sub.callback_url,
             "created_at": fmt_time(sub.created_at), "updated_at": fmt_time(sub.created_at),
-            "retry_started_at": None, "state": "active", "events": list(sub.events),
+            "retry_started_at": None, "state": sub.state, "events": list(sub.events),
             "scope": sub.scope, "organization": sub.organization, "user": sub.user,
             "creator": sub.creator,
         }

@@ -8,6 +8,11 @@ triggering request answers (10 s timeout); a failed or non-2xx attempt is retrie
 thread after ``config["retry_delays_seconds"]`` (default 1, 2, 4 s); a 410 answer deletes the
 subscription at once, as Calendly does. ``off`` — nothing is sent; the delivery is still recorded
 (status ``skipped``) and can be sent later with ``/_sandbox/deliveries/{id}/deliver``.
+
+A notification goes to each ``active`` subscription that covers its host (``CalendlyState.covers``:
+the host's own user-scope ones, their organization's, and the pre-registered one unless the host
+subscribed its URL themselves). A ``disabled`` subscription gets nothing, not even a record; one
+disabled while a delivery waits for a retry ends that delivery (status ``disabled``).
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ import time
 
 import requests
 
-from .model import CalendlyState, Notification, fmt_time
+from .model import CalendlyState, Notification, fmt_time, uuid_from_uri
 
 SIGNATURE_HEADER = "Calendly-Webhook-Signature"
 TIMEOUT_SECONDS = 10
@@ -60,8 +65,10 @@ class Dispatcher:
             delays = [float(d) for d in state.data.config["retry_delays_seconds"]]
             records = []
             for note in notifications:
+                host = state.data.users.get(uuid_from_uri(note.host_uri, "users"))
                 for sub in list(state.data.subscriptions.values()):
-                    if note.event not in sub.events:
+                    if (note.event not in sub.events or sub.state != "active"
+                            or host is None or not state.covers(sub, host)):
                         continue
                     record = {
                         "id": f"dlv_{next(self._ids)}", "event": note.event,
@@ -80,7 +87,7 @@ class Dispatcher:
         if mode == "off":
             return
         for record in records:
-            if not self.attempt(record) and record["status"] != "gone" and delays:
+            if not self.attempt(record) and record["status"] not in ("gone", "disabled") and delays:
                 with state.lock:
                     record["status"] = "retrying"
                 threading.Thread(target=self._retry, args=(record, delays), daemon=True,
@@ -91,9 +98,9 @@ class Dispatcher:
         state = self.state
         with state.lock:
             sub = state.data.subscriptions.get(record["_sub"])
-        if sub is None:
+        if sub is None or sub.state != "active":
             with state.lock:
-                record["status"] = "gone"
+                record["status"] = "gone" if sub is None else "disabled"
             return False
         body = json.dumps(record["envelope"], separators=(",", ":")).encode()
         headers = {"Content-Type": "application/json",
@@ -121,7 +128,7 @@ class Dispatcher:
     def _retry(self, record: dict, delays: list[float]) -> None:
         for index, delay in enumerate(delays):
             time.sleep(delay)
-            if self.attempt(record) or record["status"] == "gone":
+            if self.attempt(record) or record["status"] in ("gone", "disabled"):
                 return
             if index < len(delays) - 1:
                 with self.state.lock:
