@@ -30,18 +30,22 @@ elif viewer.is_admin:
             st.Page("app_pages/earnings.py", title="Earnings", icon=":material/payments:"),
             st.Page("app_pages/prices.py", title="Session types and prices", icon=":material/sell:"),
         ],
-        "Operations": [st.Page("app_pages/admin_operations.py", title="Failures", icon=":material/error:")],
+        "Operations": [st.Page("app_pages/admin_operations.py", title="Failures", icon=":material/error:"),
+                       st.Page("app_pages/admin_integrations.py", title="Integrations", icon=":material/hub:")],
         "People": [
             st.Page("app_pages/admin_people.py", title="Builders and users", icon=":material/group_add:"),
             st.Page("app_pages/my_settings.py", title="My settings", icon=":material/settings:"),
         ],
     })
 else:
+    back_from_calendly = "calendly" in st.query_params  # the OAuth callback sends the builder to /?calendly=…
     pages = st.navigation([
-        st.Page("app_pages/upcoming.py", title="Upcoming sessions", icon=":material/event:", default=True),
+        st.Page("app_pages/upcoming.py", title="Upcoming sessions", icon=":material/event:",
+                default=not back_from_calendly),
         st.Page("app_pages/my_bookings.py", title="Bookings", icon=":material/list_alt:"),
         st.Page("app_pages/earnings.py", title="Earnings", icon=":material/payments:"),
         st.Page("app_pages/prices.py", title="Session types and prices", icon=":material/sell:"),
+        st.Page("app_pages/calendly.py", title="Calendly", icon=":material/link:", default=back_from_calendly),
         st.Page("app_pages/my_settings.py", title="My settings", icon=":material/settings:"),
     ])
 pages.run()
