@@ -13,7 +13,7 @@ import math
 import random
 import sys
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, func, insert, select, text
 
@@ -26,7 +26,9 @@ from core.demo_schedule import BuilderCalendar
 from core.models import Booking, BookingHistory, Builder, Client, DashboardUser, Payment, Refund, SessionType, utcnow
 from core.refund_policy import RefundPolicy
 from core.security import encrypt_secret, hash_password
-from sandbox.calendly.identities import event_type_specs, sandbox_event_type_uris, sandbox_user_uri
+from sandbox.calendly.identities import (
+    DEMO_OAUTH_IDENTITY, DEMO_OAUTH_REFRESH_TOKEN, event_type_specs, sandbox_event_type_uris, sandbox_user_uri,
+)
 
 DEMO_ADMIN = ("admin@demo.test", "demo-admin-pass")
 DEMO_BUILDER_PASSWORD = "demo-builder-pass"
@@ -71,6 +73,7 @@ def _ensure_catalog(engine: Engine, demo_builders: list[DemoBuilder]) -> list[Ca
                                           role="builder", builder_id=builder.id))
             elif builder.bio is None:
                 builder.bio, builder.timezone = demo.bio, demo.timezone
+            _connect_calendly(builder, demo, settings.app_secret_key)
             uris = sandbox_event_type_uris(base, demo.token)
             types = []
             for uri, (slug, type_name, minutes, *_rest) in zip(uris, event_type_specs(demo.token)):
@@ -91,6 +94,26 @@ def _ensure_catalog(engine: Engine, demo_builders: list[DemoBuilder]) -> list[Ca
                 stale.active = False
             catalog.append(CatalogBuilder(builder.id, types, BuilderCalendar(demo.timezone, demo.work_hours)))
     return catalog
+
+
+def _connect_calendly(builder: Builder, demo: DemoBuilder, key: str, now: datetime | None = None) -> None:
+    """Every demo builder is connected: one through OAuth, the others with their personal token.
+
+    The OAuth one gets the sandbox Calendly's pre-issued refresh token and an access token that has
+    already expired, so the first API call refreshes it for real (and the refresh token rotates).
+    The stand-in accepts that refresh token once per start, and `make run` starts it afresh after
+    this runs: so the tokens are stored again on every run, even over a demo database's rotated ones.
+    """
+    now = now or utcnow()
+    if demo.token == DEMO_OAUTH_IDENTITY:
+        builder.calendly_auth, builder.calendly_status, builder.calendly_status_reason = "oauth", "connected", None
+        builder.calendly_token_encrypted = encrypt_secret("sbx_oat_demo-already-expired", key)
+        builder.calendly_refresh_token_encrypted = encrypt_secret(DEMO_OAUTH_REFRESH_TOKEN, key)
+        builder.calendly_token_expires_at = now - timedelta(minutes=1)
+        builder.calendly_connected_at = builder.calendly_connected_at or now
+    elif builder.calendly_auth is None and builder.calendly_token_encrypted:
+        builder.calendly_auth, builder.calendly_status = "token", "connected"
+        builder.calendly_connected_at = builder.calendly_connected_at or now
 
 
 def generate(engine: Engine, *, bookings: int, seed: int = 7) -> dict[str, int]:
