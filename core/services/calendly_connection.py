@@ -163,7 +163,8 @@ def finish_connect(engine: Engine, *, state: str, code: str | None, error: str |
     except DomainError as refusal:
         _revoke_quietly(grant.refresh_token)
         _revoke_quietly(grant.access_token)
-        return ConnectResult(False, builder_id, name, f"{str(refusal).capitalize()}; nothing changed.", "failed")
+        words = str(refusal)
+        return ConnectResult(False, builder_id, name, f"{words[:1].upper()}{words[1:]}; nothing changed.", "failed")
     log.info("Calendly account %s connected to builder %s through OAuth", grant.owner, builder_id)
     found = _after_connect(engine, builder_id)
     return ConnectResult(True, builder_id, name, f"Calendly is connected for {name}.{found}", "connected")

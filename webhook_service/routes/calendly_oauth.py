@@ -17,6 +17,21 @@ from webhook_service.rendering import page
 router = APIRouter(tags=["calendly oauth"])
 log = logging.getLogger(__name__)
 
+
+class HideCallbackQuery(logging.Filter):
+    """uvicorn's access log writes each request's path with its query: for our callback that is the
+    authorization code and the state. Keep the path, drop the query."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str) \
+                and args[2].startswith(CALLBACK_PATH + "?"):
+            record.args = (*args[:2], CALLBACK_PATH + "?[hidden]", *args[3:])
+        return True
+
+
+logging.getLogger("uvicorn.access").addFilter(HideCallbackQuery())
+
 TITLES = {"denied": "Calendly not connected", "refused": "This link cannot be used",
           "failed": "Calendly not connected"}
 # A refused state or code is a bad request; a person saying no is not.
