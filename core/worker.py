@@ -1,6 +1,8 @@
 """The `worker` process: drains the outbox, sends payment reminders, ends overdue holds (asking
 Stripe first), completes past sessions and prunes throttle counters at every tick; reconciles with
-Stripe and Calendly, and prunes rejected webhook deliveries, on their own schedules.
+Stripe and Calendly, checks each builder's Calendly webhook subscription (recreating a disabled or
+missing one and reconciling that builder's gap), and prunes rejected webhook deliveries, on their
+own schedules.
 
 Several workers may run at once: each claim takes rows with SKIP LOCKED (PostgreSQL) or under
 SQLite's single write lock, so every entry runs once at a time.
@@ -62,6 +64,20 @@ def prune_rejected_webhooks(engine: Engine) -> int:
     return prune(engine, older_than=timedelta(days=get_settings().webhook_rejected_retention_days))
 
 
+def check_subscriptions(engine: Engine) -> dict[str, int]:
+    """Builders' Calendly webhook subscriptions not checked for SUBSCRIPTION_CHECK_MINUTES; a
+    problem found (and what was done about it) is logged as a warning."""
+    from core.calendly.subscriptions import check_all
+
+    counts = check_all(engine)
+    troubled = {outcome: n for outcome, n in counts.items() if outcome not in ("active", "taken")}
+    if troubled:
+        log.warning("webhook subscriptions checked: %s", counts)
+    elif counts:
+        log.info("webhook subscriptions checked: %s", counts)
+    return counts
+
+
 def run_forever(stop: threading.Event | None = None) -> None:
     settings = get_settings()
     engine = get_engine()
@@ -70,6 +86,10 @@ def run_forever(stop: threading.Event | None = None) -> None:
     log.info("worker started (poll every %.1fs)", settings.worker_poll_seconds)
     last_reconcile = 0.0
     last_prune = float("-inf")  # at start-up, then every WEBHOOK_PRUNE_EVERY_SECONDS (monotonic may start near 0)
+    # Asked every minute (or more often if checks are due more often): check_all itself takes only
+    # the builders whose check is due, so restarts and several workers do not check more often.
+    last_subscription_check = float("-inf")
+    subscription_check_every = min(60.0, settings.subscription_check_minutes * 60.0)
     while not stop.is_set():
         counts = tick(engine)
         if any(value for value in counts.values()):
@@ -81,6 +101,12 @@ def run_forever(stop: threading.Event | None = None) -> None:
                 log.info("reconcile: %s", reconcile(engine))
             except Exception:
                 log.exception("reconcile failed; it runs again later")
+        if time.monotonic() - last_subscription_check >= subscription_check_every:
+            last_subscription_check = time.monotonic()
+            try:
+                check_subscriptions(engine)
+            except Exception:
+                log.exception("checking webhook subscriptions failed; it runs again later")
         if time.monotonic() - last_prune >= settings.webhook_prune_every_seconds:
             last_prune = time.monotonic()
             try:

@@ -246,6 +246,18 @@ class CalendlyClient:
             body["user"] = user
         return self._resource("POST", f"{self.base_url}/webhook_subscriptions", json_body=body)
 
+    def list_webhook_subscriptions(self, *, organization: str, scope: str, user: str | None = None) -> list[dict]:
+        """All webhook subscriptions of an organization, or of one user in it (`scope="user"`), with
+        their `state` (active or disabled), all pages."""
+        params: dict[str, str] | None = {"organization": organization, "scope": scope, "count": str(MAX_PAGE_SIZE)}
+        if user is not None:
+            params["user"] = user
+        return self._collect(f"{self.base_url}/webhook_subscriptions", params, "webhook_subscriptions")
+
+    def delete_webhook_subscription(self, uri_or_uuid: str) -> None:
+        """Delete a webhook subscription (CalendlyAPIError 404 when it is already gone)."""
+        self._request("DELETE", self._resource_url("webhook_subscriptions", uri_or_uuid))
+
     # ----- plumbing ------------------------------------------------------------------------
 
     def _is_ours(self, uri: str) -> bool:

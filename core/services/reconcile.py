@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import Engine, select
 
@@ -97,12 +97,58 @@ def find_scheduled_invitee(engine: Engine, booking_id: str) -> str:
         if event.get("created_at") and event["created_at"] < since:
             continue
         for invitee in client.list_invitees(event["uri"], email=email):
-            if ((invitee.get("tracking") or {}).get("utm_content") or "").strip() == booking_id:
-                outcome = _apply_invitee(engine, "invitee.created", invitee, event)
-                if invitee.get("status") == "canceled":
-                    _apply_invitee(engine, "invitee.canceled", invitee, event)
-                return outcome
+            if _booking_ref(invitee) == booking_id:
+                return _apply_found_invitee(engine, invitee, event)[0]
     return "not_found"
+
+
+def _booking_ref(invitee: dict) -> str:
+    return ((invitee.get("tracking") or {}).get("utm_content") or "").strip()
+
+
+def _apply_found_invitee(engine: Engine, invitee: dict, scheduled_event: dict) -> list[str]:
+    """An invitee read from Calendly, as its webhooks would have brought it: created, then
+    canceled if it is. The outcomes, in that order."""
+    outcomes = [_apply_invitee(engine, "invitee.created", invitee, scheduled_event)]
+    if invitee.get("status") == "canceled":
+        outcomes.append(_apply_invitee(engine, "invitee.canceled", invitee, scheduled_event))
+    return outcomes
+
+
+def _of_our_bookings(engine: Engine, invitees: list[dict]) -> list[dict]:
+    """The invitees that name one of our bookings (utm_content) or are, or replace, one on a booking."""
+    refs = {_booking_ref(invitee) for invitee in invitees} - {""}
+    uris = {uri for invitee in invitees for uri in (invitee.get("uri"), invitee.get("old_invitee")) if uri}
+    with session_scope(engine, read_only=True) as session:
+        known_ids = set(session.execute(select(Booking.id).where(Booking.id.in_(refs))).scalars()) if refs else set()
+        known_uris = set(session.execute(select(Booking.calendly_invitee_uri).where(
+            Booking.calendly_invitee_uri.in_(uris))).scalars()) if uris else set()
+    return [invitee for invitee in invitees
+            if _booking_ref(invitee) in known_ids or {invitee.get("uri"), invitee.get("old_invitee")} & known_uris]
+
+
+def reconcile_builder(engine: Engine, builder_id: int, since: datetime) -> dict[str, int]:
+    """One builder's bookings whose webhooks may never have come since `since` (their webhook
+    subscription was disabled or missing): every invitee of theirs in Calendly's scheduled events
+    from then on that belongs to a booking of ours is applied as `find_scheduled_invitee` applies
+    one (its webhook's dedupe key: what did arrive changes nothing). Events are listed by start
+    time, and a booking made after `since` starts after it. Stamps `calendly_last_reconcile_at`."""
+    started = utcnow()
+    with session_scope(engine, read_only=True) as session:
+        builder = session.get(Builder, builder_id)
+        if builder is None or not builder.calendly_user_uri:
+            return {"not_connected": 1}
+        client, user_uri = calendly_for(builder), builder.calendly_user_uri
+    counts: dict[str, int] = {}
+    min_start = since.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    for event in client.list_scheduled_events(user_uri, min_start_time=min_start):
+        for invitee in _of_our_bookings(engine, client.list_invitees(event["uri"])):
+            names = ("created", "canceled")
+            for name, outcome in zip(names, _apply_found_invitee(engine, invitee, event)):
+                _tally(counts, f"{name}:{outcome}")
+    with session_scope(engine) as session:
+        session.get(Builder, builder_id).calendly_last_reconcile_at = started
+    return counts
 
 
 def reconcile_calendly(engine: Engine) -> dict[str, int]:
@@ -226,4 +272,4 @@ def reconcile(engine: Engine, *, progress: bool = False) -> dict[str, dict[str, 
     return summary
 
 
-__all__ = ["reconcile", "find_scheduled_invitee"]
+__all__ = ["reconcile", "find_scheduled_invitee", "reconcile_builder"]
