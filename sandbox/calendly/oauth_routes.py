@@ -197,10 +197,10 @@ async def oauth_form(request: Request, names) -> dict:
     try:
         return single_params(parse_qsl(raw.decode("utf-8"), strict_parsing=bool(raw.strip()), max_num_fields=20),
                              (*names, "client_id", "client_secret"))
-    except ValueError as repeated:
-        raise OAuthError("invalid_request", f"The request is malformed or repeats a parameter ({repeated}).")
     except UnicodeDecodeError:
         raise OAuthError("invalid_request", "The request body must be form-encoded UTF-8.")
+    except ValueError as repeated:
+        raise OAuthError("invalid_request", f"The request is malformed or repeats a parameter ({repeated}).")
 
 
 def client_credentials(request: Request, form: dict) -> tuple[str | None, str | None]:
