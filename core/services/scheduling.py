@@ -73,8 +73,7 @@ def _load_builder(engine: Engine, builder_id: int) -> tuple[Builder, CalendlyCli
         if builder is None:
             raise NotFound("there is no builder with this id")
         if builder.calendly_status == DISCONNECTED:  # withdrawn until they connect Calendly again
-            raise CalendlyDisconnected(f"{builder.name}'s sessions cannot be booked at the moment: their calendar "
-                                       "is not connected. Nothing was booked; please check again later.")
+            raise _not_bookable(builder)
         prices = {
             row.calendly_event_type_uri: row
             for row in session.execute(select(SessionType).where(SessionType.builder_id == builder.id)).scalars()
@@ -82,10 +81,20 @@ def _load_builder(engine: Engine, builder_id: int) -> tuple[Builder, CalendlyCli
         return builder, calendly_for(builder), prices
 
 
+def _not_bookable(builder: Builder) -> CalendlyDisconnected:
+    """What a client reads about a builder whose Calendly is disconnected."""
+    return CalendlyDisconnected(f"{builder.name}'s sessions cannot be booked at the moment: their calendar is not "
+                                "connected. Nothing was booked; please check again later.")
+
+
 def offered_session_types(engine: Engine, builder_id: int) -> tuple[Builder, list[OfferedSessionType]]:
     """The builder's Calendly event types (cached), enriched with our prices."""
     builder, client, prices = _load_builder(engine, builder_id)
-    event_types = EVENT_TYPES.get(str(builder.id), lambda: client.list_event_types(builder.calendly_user_uri, active=None))
+    try:
+        event_types = EVENT_TYPES.get(str(builder.id),
+                                      lambda: client.list_event_types(builder.calendly_user_uri, active=None))
+    except CalendlyDisconnected:  # found out just now (a refresh was refused)
+        raise _not_bookable(builder) from None
     offered = []
     for item in event_types:
         priced = prices.get(item["uri"])
