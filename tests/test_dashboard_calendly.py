@@ -210,7 +210,7 @@ def test_admin_sees_every_builders_integration_in_plain_words(engine, troubled, 
     rows = {row["Builder"]: row for row in table.to_dict("records")}
     assert set(rows) == {"Ada", "Bo"}
     assert rows["Ada"]["Status"] == "Connected" and rows["Ada"]["Subscription"] == "Disabled by Calendly"
-    assert rows["Ada"]["Signs in with"] == "Calendly sign-in (OAuth)"
+    assert rows["Ada"]["Signs in with"] == "OAuth" and rows["Bo"]["Last webhook"] == "never"
     assert rows["Bo"]["Status"].startswith("Disconnected: Calendly refused to renew")
     assert rows["Bo"]["Problems"] != "None"
 

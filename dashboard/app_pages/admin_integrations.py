@@ -7,8 +7,8 @@ import streamlit as st
 
 from core.errors import DomainError
 from dashboard.lib import integration, layout
-from dashboard.lib.fmt import md
-from dashboard.lib.tables import NAME, NARROW, TIME, WIDE, local
+from dashboard.lib.fmt import md, zone
+from dashboard.lib.tables import NAME, NARROW, TIME, WIDE
 
 PICKED_KEY = "integrations_builder"
 
@@ -27,27 +27,30 @@ left, right = st.columns(2)
 left.metric("Connected", f"{connected} of {len(items)}")
 right.metric("Need a look", len(troubled))
 
+def short(value, empty: str) -> str:
+    return value.astimezone(zone(tz)).strftime("%a %d %b, %H:%M") if value else empty
+
+
 frame = pd.DataFrame([{
     "Builder": item.builder_name,
     "Status": integration.status_line(item),
-    "Signs in with": integration.AUTH_WORDS.get(item.auth or "", "—"),
-    "Token valid until": local(item.token_expires_at, tz) if item.auth == "oauth" else pd.NaT,
-    "Subscription": integration.SUBSCRIPTION_WORDS.get(item.subscription_state or "", "Not set up"),
-    "Last webhook": local(item.last_webhook_at, tz),
-    "Last catch-up": local(item.last_reconcile_at, tz),
     "Problems": " ".join(item.problems) or "None",
+    "Signs in with": integration.AUTH_SHORT.get(item.auth or "", "—"),
+    "Token valid until": short(item.token_expires_at, "—"),
+    "Subscription": integration.SUBSCRIPTION_WORDS.get(item.subscription_state or "", "Not set up"),
+    "Last webhook": short(item.last_webhook_at, "never"),
+    "Last catch-up": short(item.last_reconcile_at, "never"),
 } for item in items])
-when_column = {"format": "ddd D MMM, HH:mm", "timezone": tz, "width": TIME}
 st.dataframe(frame, hide_index=True, key="integrations_table", column_config={
     "Builder": st.column_config.TextColumn("Builder", width=NAME, pinned=True),
     "Status": st.column_config.TextColumn("Status", width=NAME),
+    "Problems": st.column_config.TextColumn("Problems", width=WIDE, help="Pick the builder below to read them whole"),
     "Signs in with": st.column_config.TextColumn("Signs in with", width=NAME),
-    "Token valid until": st.column_config.DatetimeColumn("Token valid until", help=f"In {tz}; renewed automatically",
-                                                         **when_column),
+    "Token valid until": st.column_config.TextColumn("Token valid until", width=TIME,
+                                                     help=f"In {tz}; renewed automatically"),
     "Subscription": st.column_config.TextColumn("Subscription", width=NARROW),
-    "Last webhook": st.column_config.DatetimeColumn("Last webhook", help=f"In {tz}", **when_column),
-    "Last catch-up": st.column_config.DatetimeColumn("Last catch-up", help=f"In {tz}", **when_column),
-    "Problems": st.column_config.TextColumn("Problems", width=WIDE),
+    "Last webhook": st.column_config.TextColumn("Last webhook", width=TIME, help=f"In {tz}"),
+    "Last catch-up": st.column_config.TextColumn("Last catch-up", width=TIME, help=f"In {tz}"),
 })
 
 st.subheader("One builder")

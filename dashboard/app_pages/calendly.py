@@ -29,7 +29,7 @@ elif item.status == "disconnected":
 else:
     st.info("Connect your Calendly account so clients can book your sessions here.", icon=":material/link:")
 
-integration.facts(item, tz)
+integration.facts(item, tz, problems=item.status == "connected")  # else the banner says it
 
 if item.status != "connected":
     label = "Reconnect Calendly" if item.status == "disconnected" else "Connect Calendly"
@@ -39,8 +39,8 @@ if item.status != "connected":
         st.error(f"Calendly cannot be connected right now: {md(error)}.")
     else:
         st.link_button(label, url, type="primary", icon=":material/open_in_new:")
-        st.caption("Calendly opens in a new tab: sign in there and press Approve. You come back to a page "
-                   "that says whether it worked; this page shows it too after **Check again**.")
+        st.caption("Calendly opens in a new tab: sign in there and allow the connection. That tab then comes "
+                   "back here, connected; in this one, press **Check again**.")
     st.button("Check again", key="calendly_check_again", icon=":material/refresh:")
     st.stop()
 
@@ -53,21 +53,23 @@ with st.expander("Reconnect (sign in to Calendly again)"):
                        icon=":material/open_in_new:")
 
 st.subheader("Your event types")
-priced = next((b.session_types for b in data.prices(viewer)), [])
-for session_type in priced:
+lines = []
+for session_type in next((b.session_types for b in data.prices(viewer)), []):
     bookable = "bookable" if session_type.active else "not bookable (switched off)"
-    st.markdown(f"- **{md(session_type.name or 'Untitled')}** · {session_type.duration_minutes or '?'} min · "
-                f"{money(session_type.price_cents, session_type.currency)}, {bookable}")
+    lines.append(f"**{md(session_type.name or 'Untitled')}** · {session_type.duration_minutes or '?'} min · "
+                 f"{money(session_type.price_cents, session_type.currency)}, {bookable}")
+priced_count = len(lines)
 try:
     with session_scope(read_only=True) as session:
         unpriced = people.unpriced_event_types(session, viewer, item.builder_id)
 except DomainError as error:
+    unpriced = []
     st.info(f"{md(error)}.")
-else:
-    for event_type in unpriced:
-        st.markdown(f"- **{md(event_type.get('name') or 'Untitled')}** · {event_type.get('duration') or '?'} min · "
-                    "no price yet")
-    if unpriced:
-        st.caption("Give an event type a price under *Session types and prices* to make it bookable here.")
-    elif not priced:
-        st.caption("No active event types in your Calendly yet: create one there, then press Resync event types.")
+lines += [f"**{md(event_type.get('name') or 'Untitled')}** · {event_type.get('duration') or '?'} min · no price yet"
+          for event_type in unpriced]
+if lines:
+    st.markdown("\n".join(f"- {line}" for line in lines))
+if unpriced:
+    st.caption("Give an event type a price under *Session types and prices* to make it bookable here.")
+elif not priced_count:
+    st.caption("No active event types in your Calendly yet: create one there, then press Resync event types.")

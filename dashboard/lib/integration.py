@@ -27,6 +27,7 @@ from dashboard.lib.fmt import md, when
 
 STATUS_WORDS = {"connected": "Connected", "waiting": "Not connected yet", "disconnected": "Disconnected"}
 AUTH_WORDS = {"oauth": "Calendly sign-in (OAuth)", "token": "Personal access token"}
+AUTH_SHORT = {"oauth": "OAuth", "token": "Personal token"}  # for a table column
 SUBSCRIPTION_WORDS = {"active": "Active", "disabled": "Disabled by Calendly", "missing": "Missing"}
 CONNECT_URLS_KEY = "calendly_connect_urls"  # builder id → (authorization URL, when it was made) for this tab
 # An authorization URL carries a single-use `state` that expires; the page makes a new one well before.
@@ -46,8 +47,9 @@ def status_line(item: IntegrationHealth) -> str:
     return f"{words}: {item.status_reason}" if item.status_reason and item.status != "connected" else words
 
 
-def facts(item: IntegrationHealth, tz: str) -> None:
-    """The integration's state, one fact a line, then its problems (each a warning saying what to do)."""
+def facts(item: IntegrationHealth, tz: str, *, problems: bool = True) -> None:
+    """The integration's state, one fact a line, then its problems (each a warning saying what to
+    do; written for admins, so a builder's own page leaves out the ones its banner already says)."""
     never = "never"
     lines = [f"**Status:** {md(status_line(item))}"
              + (f" (since {when(item.connected_at, tz)})" if item.status == "connected" and item.connected_at else "")]
@@ -61,7 +63,7 @@ def facts(item: IntegrationHealth, tz: str) -> None:
     lines.append(f"**Last webhook received:** {when(item.last_webhook_at, tz) or never}")
     lines.append(f"**Last catch-up with Calendly:** {when(item.last_reconcile_at, tz) or never}")
     st.markdown("\n".join(f"- {line}" for line in lines))
-    for problem in item.problems:
+    for problem in item.problems if problems else ():
         st.warning(md(problem), icon=":material/warning:")
 
 
