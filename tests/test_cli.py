@@ -339,3 +339,64 @@ def test_set_price_prices_a_calendly_event_type_of_the_builder(cli, engine, cale
         session_type = session.execute(select(SessionType)).scalar_one()
         assert (session_type.id, session_type.price_cents) == (type_id, 5900)
         assert (session_type.refund_full_hours, session_type.refund_partial_percent) == (None, None)
+
+
+# ---------------------------------------------------------------- builders who connect Calendly themselves
+def test_add_builder_without_a_token_creates_a_builder_waiting_to_connect(cli, engine):
+    result = cli("add-builder", "--name", "Grace Hopper", "--email", "grace@example.test")
+
+    assert result.code == 0, result.err
+    builder_id = int(result.out.strip())
+    assert f"connect-calendly --builder {builder_id}" in result.err and "Traceback" not in result.err
+    with session_scope(engine, read_only=True) as session:
+        builder = session.get(Builder, builder_id)
+        assert (builder.calendly_status, builder.calendly_auth, builder.calendly_token_encrypted) == (
+            "waiting", None, None)
+
+
+def test_add_builder_with_a_personal_token_is_connected_by_token(cli, engine, calendly_standin):
+    result = cli("add-builder", "--name", "Ada", "--email", "ada@example.test", "--calendly-token", "sandbox-ada",
+                 CALENDLY_API_BASE=calendly_standin)
+    assert result.code == 0, result.err
+    with session_scope(engine, read_only=True) as session:
+        builder = session.get(Builder, int(result.out.strip()))
+        assert (builder.calendly_status, builder.calendly_auth) == ("connected", "token")
+
+
+def test_add_builder_with_an_empty_token_is_one_line_exit_2(cli, engine):
+    assert_refused(cli("add-builder", "--name", "Ada", "--email", "ada@example.test", "--calendly-token", " "),
+                   "--calendly-token is empty")
+    with session_scope(engine, read_only=True) as session:
+        assert count(session, Builder) == 0
+
+
+def test_connect_calendly_prints_the_authorization_url_bound_to_no_dashboard_sign_in(cli, engine):
+    from urllib.parse import parse_qs, urlsplit
+
+    from core.models import CalendlyOAuthState
+    from core.security import hash_token
+    from core.services.calendly_connection import CALLBACK_PATH
+    builder_id = int(cli("add-builder", "--name", "Grace", "--email", "grace@example.test").out.strip())
+
+    result = cli("connect-calendly", "--builder", str(builder_id), PUBLIC_BASE_URL="https://book.example.test",
+                 CALENDLY_API_BASE="http://127.0.0.1:9133")
+
+    assert result.code == 0, result.err
+    url = result.out.strip()
+    assert url.startswith("http://127.0.0.1:9133/oauth/authorize?") and len(result.out.strip().splitlines()) == 1
+    query = {name: values[0] for name, values in parse_qs(urlsplit(url).query).items()}
+    assert query["redirect_uri"] == "https://book.example.test" + CALLBACK_PATH
+    assert query["client_id"] == "sandbox-client-id" and query["code_challenge_method"] == "S256"
+    with session_scope(engine, read_only=True) as session:
+        state = session.execute(select(CalendlyOAuthState)).scalar_one()
+        assert state.state_hash == hash_token(query["state"]) and state.builder_id == builder_id
+        assert state.dashboard_session_id is None and state.started_by.startswith("cli:")
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (("--builder", "999"), "no builder 999"),
+    (("--builder", "abc"), "not a whole number"),
+    ((), "the following arguments are required: --builder"),
+])
+def test_connect_calendly_bad_input_is_one_line_exit_2(cli, args, fragment):
+    assert_refused(cli("connect-calendly", *args), fragment)

@@ -221,3 +221,63 @@ def test_the_calendly_token_is_stored_encrypted(secret_live):
     booking_id, url = live.start_booking(live.signed_in_client())
     assert live.pick_slot(url)["event"]
     assert live.status(booking_id) == "PENDING_PAYMENT"
+
+
+def test_calendly_oauth_codes_states_and_tokens_never_reach_a_log_a_page_or_the_database(live, all_logs, capfd):
+    """Connect through the sandbox Calendly's OAuth, refresh on an expiry mid-booking, then lose the
+    connection (the refresh token spent elsewhere): no code, state, verifier, token or client secret
+    in any log record, printed line, page or database row (tokens only encrypted)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from core.models import CalendlyOAuthState
+    from tests.test_calendly_oauth_live import connect_through_oauth
+
+    key = live.settings.app_secret_key
+    found = {"client_secret": live.settings.calendly_client_secret}
+
+    def remember_tokens(step: str) -> None:
+        with session_scope(live.engine, read_only=True) as session:
+            builder = session.get(Builder, live.builder_id)
+            for name in ("calendly_token_encrypted", "calendly_refresh_token_encrypted"):
+                if getattr(builder, name):
+                    found[f"{step}:{name}"] = decrypt_secret(getattr(builder, name), key)
+
+    callback = connect_through_oauth(live)
+    assert callback.status_code == 303
+    query = parse_qs(urlsplit(callback.request.url).query)
+    found["code"], found["state"] = query["code"][0], query["state"][0]
+    with session_scope(live.engine, read_only=True) as session:
+        stored_verifier = session.execute(select(CalendlyOAuthState.code_verifier_encrypted)).scalar_one()
+    found["code_verifier"] = decrypt_secret(stored_verifier, key)
+    remember_tokens("connected")
+    assert live.calendly_sandbox("POST", "/oauth/expire_access_tokens").status_code == 200
+    scheduling.EVENT_TYPES.clear()
+    live.book()  # refreshed on the way
+    remember_tokens("refreshed")
+    assert found["refreshed:calendly_token_encrypted"] != found["connected:calendly_token_encrypted"]
+    elsewhere = requests.post(f"{live.calendly}/oauth/token", timeout=30, data={
+        "grant_type": "refresh_token", "refresh_token": found["refreshed:calendly_refresh_token_encrypted"],
+        "client_id": live.settings.calendly_client_id, "client_secret": live.settings.calendly_client_secret})
+    assert elsewhere.status_code == 200
+    assert live.calendly_sandbox("POST", "/oauth/expire_access_tokens").status_code == 200
+    scheduling.EVENT_TYPES.clear()
+    page = requests.get(f"{live.web}/profile/{live.builder_id}", timeout=30, headers={"Accept": "text/html"})
+    assert page.status_code == 503
+    replayed = requests.get(callback.request.url, timeout=30, headers={"Accept": "text/html"})
+    assert replayed.status_code == 400
+
+    # The stand-in Calendly runs in this process and logs its own requests (its authorize page is
+    # where the state goes out), and so does this test's browser (following the callback): those
+    # lines are Calendly's and the person's, not our system's.
+    from core.services.calendly_connection import CALLBACK_PATH
+    theirs = ('"GET /oauth/authorize?', '"POST /oauth/')
+    ours = [line for line in all_logs.lines
+            if not (line.startswith(("uvicorn.access", "urllib3")) and any(mark in line for mark in theirs))
+            and not (line.startswith("urllib3") and CALLBACK_PATH + "?code=" in line)]
+    logs = "\n".join(ours)
+    assert "disconnected from Calendly" in logs and "refreshed" in logs and f"{CALLBACK_PATH}?[hidden]" in logs
+    assert _leaks(logs, found) == [], [line for line in ours if _leaks(line, found)][:5]
+    out, err = capfd.readouterr()
+    assert _leaks(out + err, found) == []
+    assert _leaks(page.text + replayed.text + str(callback.headers), found) == []
+    assert _leaks(_database_text(live.engine), found) == []
