@@ -262,6 +262,16 @@ def test_code_exchange_checks_pkce_redirect_uri_single_use_and_expiry(cal):
                                redirect_uri=CALLBACK), "not valid")
 
 
+def test_registered_redirect_uris_are_compared_exactly():
+    app = create_app(public_url="http://cal.test", webhook_url=None, signing_key="k", redirect_url=None,
+                     oauth_redirect_uris=(CALLBACK,))
+    client = TestClient(app, base_url="http://cal.test")
+    assert client.get("/oauth/authorize", params=authorize_params()).status_code == 200
+    for near in (CALLBACK + "/", CALLBACK.replace("http:", "https:"), CALLBACK + "?x=1"):
+        page = client.get("/oauth/authorize", params=authorize_params(redirect_uri=near), follow_redirects=False)
+        assert page.status_code == 400 and "Invalid redirect address" in page.text
+
+
 def test_client_authentication_and_malformed_token_requests(cal):
     code = approved_code(cal, None)
     wrong = token(cal, auth=(CLIENT_ID, "wrong"), grant_type="authorization_code", code=code, redirect_uri=CALLBACK)
@@ -274,7 +284,8 @@ def test_client_authentication_and_malformed_token_requests(cal):
         "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})
     assert in_body.status_code == 200, in_body.text
     assert token(cal, grant_type="password").json()["error"] == "unsupported_grant_type"
-    assert token(cal).json() == {"error": "invalid_request", "error_description": "The grant_type parameter is required."}
+    assert token(cal).json() == {"error": "invalid_request",
+                                 "error_description": "The grant_type parameter is required."}
     twice = HTTP.post(f"{cal}/oauth/token", data="grant_type=refresh_token&grant_type=refresh_token",
                       auth=(CLIENT_ID, CLIENT_SECRET), timeout=10,
                       headers={"Content-Type": "application/x-www-form-urlencoded"})
@@ -420,7 +431,7 @@ def test_one_url_per_scope_409_and_a_disabled_subscription_gets_nothing(cal, rec
     assert dup.json() == {"title": "Already Exists", "message": "Hook with this url already exists"}
     sub_uuid = first.json()["resource"]["uri"].rsplit("/", 1)[1]
     invitee = book(cal, grace, "sandbox-grace")
-    assert receiver.got("own") == [("invitee.created", invitee, True)]        # Ada's subscription hears nothing of Grace
+    assert receiver.got("own") == [("invitee.created", invitee, True)]   # Ada's hears nothing of Grace
 
     disabled = HTTP.post(f"{cal}/_sandbox/webhook_subscriptions/{sub_uuid}/disable", timeout=10)
     assert disabled.status_code == 200 and disabled.json()["subscription"]["state"] == "disabled"
@@ -446,7 +457,7 @@ def test_subscribing_the_pre_registered_url_takes_that_host_off_the_catch_all(ca
     before = book(cal, grace, "sandbox-grace")
     assert receiver.got("hook") == [("invitee.created", before, True)]         # the catch-all, signed with its key
     own = subscribe(cal, grace, f"{receiver.url}/hook", key=HOOK_KEY)
-    assert own.status_code == 201                                               # not a 409: the catch-all is no scope of hers
+    assert own.status_code == 201                       # not a 409: the catch-all is no scope of hers
     assert subscribe(cal, grace, f"{receiver.url}/hook", key=HOOK_KEY).status_code == 409
     mine, adas = book(cal, grace, "sandbox-grace"), book(cal, ada, "sandbox-ada")
     state = HTTP.get(f"{cal}/_sandbox/state", timeout=10).json()

@@ -109,13 +109,16 @@ class OAuthStore:
     """The stand-in's one registered OAuth client and everything issued to it."""
 
     def __init__(self, *, client_id: str, client_secret: str, app_name: str,
-                 access_token_ttl: int = DEFAULT_ACCESS_TOKEN_TTL, now: datetime):
+                 access_token_ttl: int = DEFAULT_ACCESS_TOKEN_TTL, now: datetime,
+                 redirect_uris: tuple[str, ...] = ()):
         self.client_id, self.client_secret, self.app_name = client_id, client_secret, app_name
+        self.redirect_uris = tuple(redirect_uris)   # registered ones, compared exactly; () = any http(s)
         self.access_token_ttl = access_token_ttl
         self.consents: OrderedDict[str, Consent] = OrderedDict()
         self.codes: OrderedDict[str, Code] = OrderedDict()
         self.grants: OrderedDict[str, Grant] = OrderedDict()        # by access token
         self.by_refresh: dict[str, Grant] = {}
+        # Survives /_sandbox/reset (like the users): a reset of bookings does not disconnect anyone.
         self._add_grant(Grant("sbx_oat_demo-" + secrets.token_urlsafe(8), DEMO_OAUTH_REFRESH_TOKEN,
                               DEMO_OAUTH_IDENTITY, client_id, now, now), now)
 

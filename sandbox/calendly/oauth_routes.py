@@ -76,7 +76,7 @@ def consent_from(store: OAuthStore, params: dict, now) -> Consent:
         raise PageError("Unknown app", "This app is not registered with Calendly (unknown client_id). "
                         "Go back to the app and tell its owner.")
     redirect_uri = params.get("redirect_uri")
-    if not valid_redirect_uri(redirect_uri):
+    if not valid_redirect_uri(redirect_uri) or (store.redirect_uris and redirect_uri not in store.redirect_uris):
         raise PageError("Invalid redirect address", "The app sent an invalid redirect_uri, so Calendly "
                         "cannot send you back. Go back to the app and tell its owner.")
     state = params.get("state")
@@ -162,8 +162,8 @@ async def authorize_answer(request: Request):
     expired = ("This request has expired", f"Nothing was connected. Go back to {store.app_name} and "
                "press Connect Calendly again.")
     try:
-        form = single_params(parse_qsl((await capped_body(request, MAX_FORM_BYTES)).decode("utf-8", "replace"), max_num_fields=20),
-                             ("ticket", "decision", "account"))
+        raw = (await capped_body(request, MAX_FORM_BYTES)).decode("utf-8", "replace")
+        form = single_params(parse_qsl(raw, max_num_fields=20), ("ticket", "decision", "account"))
     except (BodyTooLarge, ValueError):
         return message_page("Invalid request", "The form could not be read. Go back and try again.")
     with state.lock:

@@ -46,11 +46,13 @@ __all__ = ["create_app", "sandbox_user_uri", "sandbox_event_type_uris", "sandbox
 def create_app(*, public_url: str, webhook_url: str | None, signing_key: str,
                redirect_url: str | None, oauth_client_id: str = DEFAULT_CLIENT_ID,
                oauth_client_secret: str = DEFAULT_CLIENT_SECRET, oauth_app_name: str = DEFAULT_APP_NAME,
-               access_token_ttl: int = DEFAULT_ACCESS_TOKEN_TTL) -> FastAPI:
+               access_token_ttl: int = DEFAULT_ACCESS_TOKEN_TTL,
+               oauth_redirect_uris: tuple[str, ...] = ()) -> FastAPI:
     """A fresh stand-in. ``webhook_url`` + ``signing_key`` form a pre-registered subscription to
     all events; ``redirect_url`` is where a booking redirects (None: a "You are scheduled" page).
     The OAuth client (``oauth_*``) is the one app registered here; ``access_token_ttl``: seconds an
-    OAuth access token lasts."""
+    OAuth access token lasts; ``oauth_redirect_uris``: the app's registered redirect URIs, compared
+    exactly as Calendly does (empty: any http(s) URL is accepted)."""
     app = FastAPI(title="Calendly API v2 sandbox", docs_url="/_sandbox/docs",
                   redoc_url=None, openapi_url="/_sandbox/openapi.json")
     state = CalendlyState(public_url=public_url, webhook_url=webhook_url or None,
@@ -59,7 +61,7 @@ def create_app(*, public_url: str, webhook_url: str | None, signing_key: str,
     app.state.calendly_dispatcher = Dispatcher(state)
     app.state.calendly_oauth = OAuthStore(client_id=oauth_client_id, client_secret=oauth_client_secret,
                                           app_name=oauth_app_name, access_token_ttl=access_token_ttl,
-                                          now=state.now())
+                                          now=state.now(), redirect_uris=oauth_redirect_uris)
     app.add_middleware(calendly_controls.FaultMiddleware, state=state)
 
     @app.exception_handler(CalendlyError)
@@ -120,6 +122,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--oauth-app-name", default=DEFAULT_APP_NAME, help="the app named on the authorize page")
     parser.add_argument("--access-token-ttl", type=int, default=DEFAULT_ACCESS_TOKEN_TTL, metavar="SECONDS",
                         help="how long an OAuth access token lasts (default 7200, Calendly's 2 hours)")
+    parser.add_argument("--oauth-redirect-uri", action="append", default=[], metavar="URL",
+                        help="a registered redirect URI (repeat for more; none: any http(s) URL)")
     args = parser.parse_args(argv)
     if args.access_token_ttl < 1:
         parser.error("--access-token-ttl must be at least 1 second")
@@ -127,7 +131,8 @@ def main(argv: list[str] | None = None) -> None:
     app = create_app(public_url=public_url, webhook_url=args.webhook_url or None,
                      signing_key=args.signing_key, redirect_url=args.redirect_url or None,
                      oauth_client_id=args.oauth_client_id, oauth_client_secret=args.oauth_client_secret,
-                     oauth_app_name=args.oauth_app_name, access_token_ttl=args.access_token_ttl)
+                     oauth_app_name=args.oauth_app_name, access_token_ttl=args.access_token_ttl,
+                     oauth_redirect_uris=tuple(args.oauth_redirect_uri))
     print(f"Calendly sandbox listening on http://{args.host}:{args.port} (public URL {public_url}; "
           f"webhooks to {args.webhook_url or 'nowhere'})", flush=True)
     print(f"OAuth: auth base {public_url} (CALENDLY_AUTH_BASE), client_id {args.oauth_client_id}, "
