@@ -95,7 +95,7 @@ def test_the_authorize_url_asks_for_a_code_with_the_s256_challenge_of_the_stored
     assert f"{parts.scheme}://{parts.netloc}{parts.path}" == f"{fake.base}/oauth/authorize"
     assert {name: values[0] for name, values in query.items() if name != "state" and name != "code_challenge"} == {
         "client_id": CLIENT_ID, "response_type": "code", "redirect_uri": PUBLIC + CALLBACK_PATH,
-        "code_challenge_method": "S256"}
+        "code_challenge_method": "S256", "login_hint": "ada@example.test"}  # the hint: sandbox mode only
     assert all(len(values) == 1 for values in query.values())
     state, challenge = query["state"][0], query["code_challenge"][0]
     assert len(state) >= 40 and len(challenge) == 43 and "=" not in challenge
@@ -256,6 +256,10 @@ def test_connecting_needs_our_oauth_app_configured(settings_env, engine):
     ada = add_builder(engine, email="ada@example.com")
     with session_scope(engine) as session, pytest.raises(DomainError, match="CALENDLY_CLIENT_ID"):
         start_connect(session, ada, started_by="cli:x", dashboard_session_id=None)
+    settings_env(calendly_client_id="our-app", calendly_client_secret="shh")
+    with session_scope(engine) as session:
+        url = start_connect(session, ada, started_by="cli:x", dashboard_session_id=None)
+    assert url.startswith("https://auth.calendly.com/oauth/authorize?") and "login_hint" not in url
 
 
 # ---------------------------------------------------------------- disconnecting

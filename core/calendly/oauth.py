@@ -83,14 +83,18 @@ def _client(settings) -> tuple[str, str]:
     return settings.calendly_client_id, settings.calendly_client_secret
 
 
-def authorize_url(*, state: str, code_challenge: str, settings=None) -> str:
-    """Where to send the person's browser to approve our app."""
+def authorize_url(*, state: str, code_challenge: str, settings=None, login_hint: str | None = None) -> str:
+    """Where to send the person's browser to approve our app. `login_hint` is the sandbox
+    stand-in's (which account to preselect); Calendly documents no such parameter."""
     settings = _settings(settings)
     client_id, _secret = _client(settings)
-    query = urlencode({
+    params = {
         "client_id": client_id, "response_type": "code", "redirect_uri": _redirect_uri(settings),
         "code_challenge": code_challenge, "code_challenge_method": "S256", "state": state,
-    })
+    }
+    if login_hint:
+        params["login_hint"] = login_hint
+    query = urlencode(params)
     return f"{settings.calendly_auth_base}/oauth/authorize?{query}"
 
 

@@ -99,7 +99,9 @@ def start_connect(session: Session, builder_id: int, *, started_by: str, dashboa
         created_at=now, expires_at=now + STATE_LIFETIME))
     session.flush()
     log.info("Calendly connect started for builder %s by %s", builder_id, started_by)
-    return oauth.authorize_url(state=state, code_challenge=challenge)
+    # The sandbox's authorize page preselects the builder's demo account from their email.
+    return oauth.authorize_url(state=state, code_challenge=challenge,
+                               login_hint=builder.email if settings.sandbox else None)
 
 
 @dataclass
