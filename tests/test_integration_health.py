@@ -51,7 +51,7 @@ def test_each_builder_gets_its_facts_and_only_real_problems(session):
     quinn = make_builder(session, name="Quinn Quiet", calendly_connected_at=now - timedelta(days=20), **CONNECTED)
     quinn_type = make_session_type(session, quinn)
     _delivery(session, make_booking(session, S.CONFIRMED, session_type=quinn_type,
-                                    created_at=now - timedelta(days=5)), when=now - timedelta(days=4))
+                                    created_at=now - timedelta(days=5)), when=now - timedelta(days=3, hours=12))
     make_booking(session, S.PENDING_PAYMENT, session_type=quinn_type, created_at=now - timedelta(days=1))
     make_booking(session, S.PENDING_SCHEDULING, session_type=quinn_type, created_at=now - timedelta(hours=2))
     calm = make_builder(session, name="Calm Carl", calendly_connected_at=now - timedelta(days=20), **CONNECTED)
@@ -74,7 +74,7 @@ def test_each_builder_gets_its_facts_and_only_real_problems(session):
         "webhook subscription disabled by Calendly — the worker recreates it and catches up on missed bookings "
         "(checks every 15 min)"]
     assert rows["Quinn Quiet"].problems == [
-        "no webhook for 4 days, though 1 booking got a Calendly slot since — check our webhook subscription in "
+        "no webhook for 3 days, though 1 booking got a Calendly slot since — check our webhook subscription in "
         "Calendly (the worker's reconcile keeps the bookings right meanwhile)"]
     assert rows["Calm Carl"].problems == []
     assert [row.builder_name for row in integration_health(session, quinn.id, now=now)] == ["Quinn Quiet"]
@@ -100,7 +100,7 @@ def test_a_recreated_subscription_is_told_for_a_day_in_the_viewers_zone(session)
     assert later.problems == []
 
 
-def test_last_webhook_counts_deliveries_of_the_builders_own_bookings_within_lookback(session):
+def test_last_webhook_counts_deliveries_of_the_builders_own_bookings_in_the_window(session):
     now = utcnow()
     mine, other = make_builder(session, **CONNECTED), make_builder(session, **CONNECTED)
     my_booking = make_booking(session, session_type=make_session_type(session, mine))
@@ -111,7 +111,7 @@ def test_last_webhook_counts_deliveries_of_the_builders_own_bookings_within_look
     _delivery(session, other_booking, when=now - timedelta(minutes=1))
     old = make_builder(session, **CONNECTED)
     _delivery(session, make_booking(session, session_type=make_session_type(session, old)),
-              when=now - subscriptions.LOOKBACK - timedelta(hours=1))
+              when=now - subscriptions.DELIVERY_LOOKBACK - timedelta(hours=1))
 
     times = subscriptions.last_webhook_times(session, now=now)
 

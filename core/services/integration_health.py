@@ -15,7 +15,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from core.calendly.subscriptions import (
-    ACTIVE, DISABLED, MISSING, last_recreation, last_webhook_times,
+    ACTIVE, DELIVERY_LOOKBACK, DISABLED, MISSING, last_recreation, last_webhook_times,
 )
 from core.config import get_settings
 from core.db import session_scope
@@ -42,7 +42,7 @@ class IntegrationHealth:
     token_expires_at: datetime | None
     subscription_state: str | None  # active | disabled | missing | None (not checked yet)
     subscription_checked_at: datetime | None
-    last_webhook_at: datetime | None  # within the last 14 days (subscriptions.LOOKBACK)
+    last_webhook_at: datetime | None  # within the last 4 days (subscriptions.DELIVERY_LOOKBACK), else None
     last_reconcile_at: datetime | None
     problems: list[str] = field(default_factory=list)
 
@@ -91,7 +91,8 @@ def _problems(session: Session, builder: Builder, last_webhook: datetime | None,
             Booking.builder_id == builder.id, Booking.created_at > quiet_since,
             Booking.calendly_invitee_uri.is_not(None))).scalar_one()
         if scheduled:
-            gap = "no webhook" + (f" for {_days(now - last_webhook)}" if last_webhook else " in 14 days")
+            gap = "no webhook" + (f" for {_days(now - last_webhook)}" if last_webhook
+                                  else f" in {_days(DELIVERY_LOOKBACK)}")
             problems.append(f"{gap}, though {scheduled} booking{'s' if scheduled != 1 else ''} got a Calendly slot "
                             "since — check our webhook subscription in Calendly (the worker's reconcile keeps "
                             "the bookings right meanwhile)")
