@@ -248,6 +248,19 @@ def test_next_page_on_another_host_is_rebuilt_from_the_token(client: CalendlyCli
     assert fake.requests[1]["query"]["page_token"] == "abc"
 
 
+def test_a_rebuilt_next_page_stays_on_the_list_being_read(client: CalendlyClient, fake: FakeCalendly) -> None:
+    page = recording("event_types_page1.json")  # its items stand in for scheduled events here
+    page["pagination"]["next_page"] = "http://evil.invalid/scheduled_events?page_token=abc"
+    page["pagination"]["next_page_token"] = "abc"
+    last = recording("event_types_page2.json")
+    fake.then(200, body=page)
+    fake.then(200, body=last)
+    listed = client.list_scheduled_events("u")
+    assert len(listed) == len(page["collection"]) + len(last["collection"])
+    assert fake.requests[1]["path"] == "/scheduled_events"  # not /event_types
+    assert fake.requests[1]["query"]["page_token"] == "abc"
+
+
 def test_next_page_on_another_host_without_token_is_refused(client: CalendlyClient, fake: FakeCalendly) -> None:
     page = recording("event_types_page1.json")
     page["pagination"]["next_page"] = "http://evil.invalid/event_types?page_token=abc"

@@ -174,7 +174,7 @@ class CalendlyClient:
             if not isinstance(page, list):
                 raise CalendlyError(f"Calendly {what} answer has no 'collection' list")
             collected.extend(page)
-            url, params = self._next_page(data.get("pagination"), params)
+            url, params = self._next_page(data.get("pagination"), url, params)
         return collected
 
     def get_event_type(self, uri_or_uuid: str) -> dict:
@@ -277,8 +277,10 @@ class CalendlyClient:
             raise ValueError(f"no uuid in {collection} reference")
         return f"{self.base_url}/{collection}/{quote(uuid, safe='')}"
 
-    def _next_page(self, pagination: Any, params: dict[str, str] | None) -> tuple[str | None, dict[str, str] | None]:
-        """Where the next page is: `next_page` (a full URL, with its own query) or None."""
+    def _next_page(self, pagination: Any, url: str,
+                   params: dict[str, str] | None) -> tuple[str | None, dict[str, str] | None]:
+        """Where the next page of the list at `url` is: `next_page` (a full URL, with its own
+        query) or None."""
         if not isinstance(pagination, dict):
             return None, None
         next_page = pagination.get("next_page")
@@ -288,7 +290,8 @@ class CalendlyClient:
             # Never follow a link to another host with our token; rebuild it from the token.
             token = pagination.get("next_page_token")
             if isinstance(token, str) and token:
-                return f"{self.base_url}/event_types", {**(params or {}), "page_token": token}
+                # The same list (scheduled events, subscriptions, ...) on our base_url, next page.
+                return url.split("?", 1)[0], {**(params or {}), "page_token": token}
             raise CalendlyError("Calendly next_page points outside base_url; refusing to follow it")
         return None, None
 
