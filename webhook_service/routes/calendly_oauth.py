@@ -49,6 +49,6 @@ def calendly_oauth_callback(request: Request, engine: EngineDep, settings: Setti
         return RedirectResponse(f"{settings.dashboard_url}/?calendly=connected", status_code=303)
     response = page(request, "calendly_connect.html", STATUS.get(result.outcome, 200),
                     title=TITLES.get(result.outcome, "Calendly not connected"), message=result.message,
-                    ok=False, dashboard_url=settings.dashboard_url)
+                    ok=result.outcome == "denied", dashboard_url=settings.dashboard_url)  # a no is no fault
     response.headers["Cache-Control"] = "no-store"
     return response
