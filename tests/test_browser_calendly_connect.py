@@ -28,6 +28,7 @@ from core.db import session_scope
 from core.models import Builder
 from core.security import decrypt_secret
 from core.services import catalog, scheduling
+from core.services.calendly_connection import CALLBACK_PATH
 from devtools.processes import free_port
 from tests.browser_support import CHROMIUM, require_chromium
 from tests.dashboard_helpers import ADMIN_EMAIL, ADMIN_PASSWORD, BUILDER_PASSWORD, make_user
@@ -97,7 +98,8 @@ def system(engine, settings_env, db_url, tmp_path):
     scheduling.EVENT_TYPES.clear()
     calendly_app = calendly_standin.create_app(
         public_url=urls["calendly"], webhook_url=None, signing_key=settings.calendly_webhook_signing_key,
-        redirect_url=f"{urls['web']}/payment/calendly-return")
+        redirect_url=f"{urls['web']}/payment/calendly-return",
+        oauth_redirect_uris=(f"{urls['web']}{CALLBACK_PATH}",))  # registered exactly, as at Calendly
     stripe_app = stripe_standin.create_app(
         secret_key=settings.stripe_secret_key, webhook_url=f"{urls['web']}/api/webhooks/stripe",
         webhook_secret=settings.stripe_webhook_secret, public_url=urls["stripe"])
@@ -189,7 +191,9 @@ def test_a_builder_connects_calendly_in_the_browser_and_another_denies(system, s
             shot(page, "1-connect-button", size)
 
             calendly = press_connect(page)
-            calendly.select_option("#account", ADA_ACCOUNT)
+            # Sandbox mode names her email as login_hint: the stand-in preselects her demo account.
+            expect(calendly.get_by_text("ada@sandbox.calendly.test")).to_be_visible()
+            assert calendly.locator("input[name=account]").get_attribute("value") == ADA_ACCOUNT
             shot(calendly, "2-sandbox-approve", size)
             calendly.get_by_role("button", name="Allow").click()
             # Back through our callback to the dashboard, which opens the builder's Calendly page.
@@ -211,6 +215,7 @@ def test_a_builder_connects_calendly_in_the_browser_and_another_denies(system, s
             sign_in(other, system.dashboard, "bo@example.com", BUILDER_PASSWORD, "Upcoming sessions")
             open_calendly_page(other, system)
             calendly = press_connect(other)
+            expect(calendly.locator("select#account")).to_be_visible()  # no demo account of hers: a choice
             calendly.get_by_role("button", name="Deny").click()
             calendly.wait_for_url(f"{system.web}/calendly/oauth/callback**", timeout=30_000)
             expect(calendly.get_by_text("You did not connect Calendly; nothing changed.")).to_be_visible()
