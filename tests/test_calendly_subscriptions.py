@@ -300,6 +300,24 @@ def test_a_check_that_fails_half_way_leaves_the_gap_owed(live):
 def test_the_worker_job_logs_a_summary(live, caplog):
     from core.worker import check_subscriptions
     _drop_preregistered(live)
+    with session_scope(live.engine) as session:  # an earlier check found it missing and wrote that down
+        session.get(Builder, live.builder_id).calendly_subscription_state = "missing"
     with caplog.at_level("WARNING", logger="worker"):
         assert check_subscriptions(live.engine) == {"recreated:missing": 1}
     assert "webhook subscriptions checked: {'recreated:missing': 1}" in caplog.text
+
+
+def test_a_builder_who_never_had_a_subscription_gets_one_made_without_a_problem_shown(live):
+    """Builders connected before we managed subscriptions (and the demo's): the worker's first check
+    creates theirs; nothing was lost, so the health page has nothing to flag."""
+    _drop_preregistered(live)
+    assert _ours(live) == []
+    assert subscriptions.check_all(live.engine) == {"created": 1}
+
+    (made,) = _ours(live)
+    builder = _builder(live)
+    assert (builder.calendly_subscription_state, builder.calendly_subscription_uri) == ("active", made["uri"])
+    with session_scope(live.engine, read_only=True) as session:
+        assert subscriptions.last_recreation(session, live.builder_id) is None
+        (health,) = [h for h in integration_health(session) if h.builder_id == live.builder_id]
+    assert health.problems == []

@@ -261,7 +261,15 @@ def check_builder(engine: Engine, builder_id: int, *, now: datetime | None = Non
     usable = [sub for sub in ours if _usable(sub)]
     seen = ACTIVE if usable else (DISABLED if ours else MISSING)
     with session_scope(engine, read_only=True) as session:
-        stored = session.get(Builder, builder_id).calendly_subscription_state
+        builder = session.get(Builder, builder_id)
+        stored, stored_uri = builder.calendly_subscription_state, builder.calendly_subscription_uri
+    if seen == MISSING and stored is None and stored_uri is None:
+        # Never set up (a builder connected before we managed subscriptions, or the demo): the first
+        # one is made, and nothing was lost that a reconcile should close, nor a problem to show.
+        sub = _make_active(account)
+        _store(engine, builder_id, state=ACTIVE, uri=sub["uri"], now=now)
+        log.info("Calendly webhook subscription of builder %s created: %s", builder_id, sub["uri"])
+        return "created"
     owed = stored if stored in (DISABLED, MISSING) else None
     if seen == ACTIVE and owed is None:
         _store(engine, builder_id, state=ACTIVE, uri=usable[0]["uri"], now=now)
