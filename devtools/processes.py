@@ -8,6 +8,7 @@ built), so tests import it without importing the benchmarks, and the benchmarks 
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -23,9 +24,23 @@ _VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 PYTHON = str(_VENV_PYTHON) if _VENV_PYTHON.exists() else sys.executable
 
 
+# Below Linux's ephemeral range (32768-60999): a port the OS hands out for bind(0) is also what it
+# gives the next outgoing connection, so a server started a moment later could find it taken by a
+# test's own HTTP or database connection ("address already in use"). Ports here are never given
+# to outgoing connections.
+LISTEN_PORTS = range(20000, 32000)
+
+
 def free_port() -> int:
-    """A TCP port nothing listens on right now (the OS picks it)."""
-    with socket.socket() as sock:
+    """A TCP port nothing listens on right now, outside the range outgoing connections use."""
+    for port in random.sample(LISTEN_PORTS, 50):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:  # all 50 taken: let the OS pick
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
