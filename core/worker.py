@@ -70,7 +70,7 @@ def check_subscriptions(engine: Engine) -> dict[str, int]:
     from core.calendly.subscriptions import check_all
 
     counts = check_all(engine)
-    troubled = {outcome: n for outcome, n in counts.items() if outcome not in ("active", "taken")}
+    troubled = {outcome: n for outcome, n in counts.items() if outcome not in ("active", "taken", "created")}
     if troubled:
         log.warning("webhook subscriptions checked: %s", counts)
     elif counts:

@@ -321,3 +321,12 @@ def test_a_builder_who_never_had_a_subscription_gets_one_made_without_a_problem_
         assert subscriptions.last_recreation(session, live.builder_id) is None
         (health,) = [h for h in integration_health(session) if h.builder_id == live.builder_id]
     assert health.problems == []
+
+
+def test_a_first_subscription_is_logged_as_news_not_as_a_warning(live, caplog):
+    from core.worker import check_subscriptions
+    _drop_preregistered(live)
+    with caplog.at_level("INFO", logger="worker"):
+        assert check_subscriptions(live.engine) == {"created": 1}
+    (record,) = [r for r in caplog.records if r.name == "worker" and "subscriptions checked" in r.getMessage()]
+    assert record.levelname == "INFO"
