@@ -8,8 +8,8 @@ connected, their event types listed. Another builder denies → a clear message,
 Then the connected builder is booked, paid and refunded with OAuth tokens only (the client over
 HTTP as in tests/live_system.py; the webhooks come through the subscription we created with their
 token), and their access token expires at Calendly mid-flow → one refresh, the flow completes.
-Screenshots of the connect flow and the admin's Integrations page go to /tmp/shots/hd/ (or
-CONNECT_SHOTS_DIR)."""
+Screenshots of the connect flow and the admin's Integrations page go to
+test-artifacts/browser/calendly-connect/."""
 from __future__ import annotations
 
 import os
@@ -30,7 +30,7 @@ from core.security import decrypt_secret
 from core.services import catalog, scheduling
 from core.services.calendly_connection import CALLBACK_PATH
 from devtools.processes import free_port
-from tests.browser_support import CHROMIUM, require_chromium
+from tests.browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, require_chromium
 from tests.dashboard_helpers import ADMIN_EMAIL, ADMIN_PASSWORD, BUILDER_PASSWORD, make_user
 from tests.live_system import PRICES, LiveSystem, _csrf
 from tests.servers import serve
@@ -40,9 +40,7 @@ from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402  (pi
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parent.parent
-SHOTS = Path(os.environ.get("CONNECT_SHOTS_DIR", "/tmp/shots/hd"))
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run"]
+SHOTS = ARTIFACTS / "calendly-connect"
 SIZES = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
 ADA_ACCOUNT = "sandbox-ada"  # the sandbox Calendly account Ada approves with
 
@@ -181,7 +179,7 @@ def builder_row(system: ConnectSystem, email: str) -> Builder:
 @pytest.mark.parametrize("size", list(SIZES))
 def test_a_builder_connects_calendly_in_the_browser_and_another_denies(system, size):
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             # Ada: sign in, Calendly, Connect Calendly, allow.
             page = browser.new_context(viewport=SIZES[size]).new_page()

@@ -7,33 +7,18 @@ Full-page screenshots go to test-artifacts/browser-dead-ends/ (or $SHOTS_DIR).
 """
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from tests.browser_support import CHROMIUM, require_chromium
+from tests.browser_support import ARTIFACTS, chromium  # noqa: F401  (chromium: the fixture)
 
-SHOTS = Path(os.environ.get("SHOTS_DIR") or Path(__file__).resolve().parent.parent / "test-artifacts" / "browser-dead-ends")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+SHOTS = ARTIFACTS / "dead-ends"
 SIZES = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
 ZONE = "America/New_York"
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(params=sorted(SIZES))

@@ -7,32 +7,17 @@ Every page is saved as a full-page screenshot under test-artifacts/browser/ (rep
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
-from tests.browser_support import CHROMIUM, require_chromium
+from tests.browser_support import ARTIFACTS, chromium  # noqa: F401  (chromium: the fixture)
 from tests.webhook_helpers import wait_for
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "browser"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
 HOSTILE_NAME = "<script>alert(1)</script>"
 
 pytestmark = pytest.mark.browser  # a missing Chromium fails these tests (see tests/browser_support.py)
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 class Tab:

@@ -3,38 +3,25 @@
 Sign in → My bookings (times in the browser's zone, named) → receipt → cancel (the refund stated
 before confirming, then the outcome) → sign out, at desktop and phone size. The refund the preview
 stated is the one Stripe's stand-in received, and the Calendly stand-in's event is canceled.
-Screenshots are saved under /tmp/shots/h2/ (or $SHOTS_DIR).
+Screenshots are saved under test-artifacts/browser/my-bookings/.
 """
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 
 from core.db import session_scope
 from core.models import Booking
-from tests.browser_support import CHROMIUM, require_chromium
-from tests.test_browser_flow import CHROMIUM_ARGS, DESKTOP, PHONE
+from tests.browser_support import ARTIFACTS, chromium  # noqa: F401  (chromium: the fixture)
+from tests.test_browser_flow import DESKTOP, PHONE
 from tests.webhook_helpers import wait_for
 
-SHOTS = Path(os.environ.get("SHOTS_DIR", "/tmp/shots/h2"))
+SHOTS = ARTIFACTS / "my-bookings"
 ZONE = "America/New_York"
 ADMIN_REASON = "Goodwill: the call started ten minutes late"
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def paid_booking_without_a_calendly_zone(live, email: str) -> str:

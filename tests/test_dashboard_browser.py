@@ -16,15 +16,13 @@ from sqlalchemy import select
 from core.db import session_scope
 from core.demo_data import DEMO_ADMIN, generate
 from core.models import Booking, Payment, Refund
-from tests.browser_support import CHROMIUM as _CHROMIUM, require_chromium
+from tests.browser_support import CHROMIUM as _CHROMIUM, CHROMIUM_ARGS as BROWSER_ARGS, require_chromium
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM = str(_CHROMIUM)
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 from playwright.sync_api import sync_playwright  # noqa: E402  (pinned in requirements.txt: never skipped)
 

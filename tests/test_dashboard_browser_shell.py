@@ -20,7 +20,7 @@ from core.auth import authenticate
 from core.db import session_scope
 from core.models import Builder, DashboardSession, utcnow
 from devtools.processes import free_port
-from tests.browser_support import CHROMIUM, require_chromium
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS as BROWSER_ARGS, require_chromium
 from tests.dashboard_helpers import ADMIN_EMAIL, ADMIN_PASSWORD, make_admin_and_builders
 
 from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402  (pinned in requirements.txt)
@@ -30,8 +30,6 @@ pytestmark = pytest.mark.browser
 REPO = Path(__file__).resolve().parent.parent
 SHOTS = Path(os.environ.get("SHELL_SHOTS_DIR", REPO / "test-artifacts" / "shell"))
 CONFIG = REPO / "dashboard" / ".streamlit" / "config.toml"
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run"]
 SIZES = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
 
 

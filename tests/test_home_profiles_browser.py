@@ -11,22 +11,11 @@ from sqlalchemy import select
 from core.db import session_scope
 from core.demo_builders import DEMO_BUILDERS
 from core.models import Builder
-from tests.browser_support import CHROMIUM, require_chromium
-from tests.test_browser_flow import ARTIFACTS, CHROMIUM_ARGS, DESKTOP, PHONE
+from tests.browser_support import ARTIFACTS, chromium  # noqa: F401  (chromium: the fixture)
+from tests.test_browser_flow import DESKTOP, PHONE
 from tests.test_home_profiles import demo_live  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.mark.parametrize("size", ["desktop", "phone"])
