@@ -231,17 +231,18 @@ def test_expire_via_api_emits_expired_event(standin):
 
 
 def test_sessions_past_expires_at_expire_lazily_and_in_the_background(standin, monkeypatch):
-    first = standin.create_session(expires_at=int(time.time()) + 1800)
+    # Two seconds over Stripe's 30-minute minimum: the stand-in's clock may tick on meanwhile.
+    first = standin.create_session(expires_at=int(time.time()) + 1802)
     with standin.store.lock:
-        standin.store.clock_offset = 1801
+        standin.store.clock_offset = 1803
     assert standin.client.v1.checkout.sessions.retrieve(first.id).status == "expired"
     assert [e["data"]["object"]["id"] for e in standin.receiver.of_type("checkout.session.expired")] \
         == [first.id]
 
     moved = standin.sandbox("POST", "/clock", {"advance_seconds": 0}).json()
-    assert moved["clock_offset"] == 1801
-    second = standin.create_session(expires_at=standin.store.now() + 1800)
-    answer = standin.sandbox("POST", "/clock", {"advance_seconds": 1800})
+    assert moved["clock_offset"] == 1803
+    second = standin.create_session(expires_at=standin.store.now() + 1802)
+    answer = standin.sandbox("POST", "/clock", {"advance_seconds": 1802})
     assert answer.status_code == 200
     assert standin.receiver.wait_for("checkout.session.expired", 2)[1]["data"]["object"]["id"] == second.id
 
